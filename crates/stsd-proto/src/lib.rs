@@ -1,0 +1,19 @@
+//! Pure awsQuery protocol code for stsd. No I/O, no clock, no randomness.
+//!
+//! Module map:
+//! - [`params`]: decoding of query strings and form bodies into [`params::Params`].
+//! - [`error`]: [`error::ApiError`], the one error type every failure becomes before it is written.
+//! - [`validate`]: the Coral validation grammar (`1 validation error detected: ...`).
+//! - [`xml`]: a small pretty-printing XML writer that produces AWS's exact layout.
+//! - [`sts`]: the STS API (`2011-06-15`): typed inputs parsed from [`params::Params`] and response bodies.
+//! - [`request`]: which API (STS or IAM) a request addresses, from `Version`.
+
+pub mod error;
+pub mod params;
+pub mod request;
+pub mod sts;
+pub mod validate;
+pub mod xml;
+
+pub use error::ApiError;
+pub use params::Params;

@@ -1,0 +1,637 @@
+//! stsd's durable store.
+//!
+//! One implementation over sqlx's `Any` driver serves both backends: the embedded default (SQLite in the
+//! data directory, WAL, `synchronous=FULL` so an acknowledged write survives a crash) and PostgreSQL for
+//! several nodes. The SQL is portable: `$N` placeholders (numbered in order of first appearance, which
+//! SQLite requires), `BIGINT`/`TEXT`, a `{BLOB}` placeholder in migrations, no vendor features.
+//!
+//! Secrets (secret access keys, token keys) are stored encrypted under the master key, each bound to its
+//! row by the AEAD context (`access_key:<id>`, `token_key:<id>`), and are decrypted only in memory.
+
+pub mod migrations;
+
+use migrations::{Dialect, MIGRATIONS};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
+use std::time::Duration;
+use stsd_core::crypto::{CryptoError, SealingKey};
+use stsd_core::secret::Secret;
+use stsd_core::token::KeyRing;
+
+/// Store failures. Messages never contain secrets.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database could not be reached or answered with an error.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A stored secret could not be decrypted.
+    #[error("stored secret could not be decrypted: {0}")]
+    Crypto(#[from] CryptoError),
+    /// The master key given at start is not the one this database was created with.
+    #[error(
+        "the master key does not match this database (it was created with another master key); nothing was changed"
+    )]
+    WrongMasterKey,
+    /// A unique name or id is taken.
+    #[error("already exists")]
+    AlreadyExists,
+    /// The entity does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A limit (keys per user, devices per user) would be exceeded.
+    #[error("limit exceeded")]
+    LimitExceeded,
+    /// The entity still has dependants (keys, devices).
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    /// Stored data contradicts the configuration (e.g. another account id).
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+impl StoreError {
+    /// True when the database is unreachable or overloaded (answer 503, retry later).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Db(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::Protocol(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// Result alias.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Status of an access key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Usable.
+    Active,
+    /// Refused with `InvalidClientTokenId`.
+    Inactive,
+}
+
+impl KeyStatus {
+    /// The IAM wire text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyStatus::Active => "Active",
+            KeyStatus::Inactive => "Inactive",
+        }
+    }
+    fn parse(s: &str) -> KeyStatus {
+        if s == "Active" {
+            KeyStatus::Active
+        } else {
+            KeyStatus::Inactive
+        }
+    }
+}
+
+/// An IAM user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// `AIDA...`
+    pub user_id: String,
+    /// Name as created (case preserved; uniqueness is case-insensitive).
+    pub name: String,
+    /// IAM path.
+    pub path: String,
+    /// Creation time (unix seconds).
+    pub created_at: i64,
+    /// Sessions issued before this time (unix seconds) are revoked.
+    pub sessions_not_before: i64,
+}
+
+/// Who owns an access key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// The account root.
+    Root,
+    /// An IAM user.
+    User(User),
+}
+
+/// A long-term access key with its decrypted secret.
+#[derive(Debug, Clone)]
+pub struct AccessKey {
+    /// `AKIA...`
+    pub access_key_id: String,
+    /// The owner.
+    pub owner: Owner,
+    /// Secret access key (decrypted; redacted in `Debug`).
+    pub secret: Secret,
+    /// Active or inactive.
+    pub status: KeyStatus,
+    /// Creation time (unix seconds).
+    pub created_at: i64,
+}
+
+/// Options for opening a store.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Maximum pooled connections.
+    pub max_connections: u32,
+    /// How long a request waits for a connection before failing with 503.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            max_connections: 8,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The store: a connection pool, the dialect, and the master key.
+pub struct Store {
+    pool: AnyPool,
+    dialect: Dialect,
+    master: SealingKey,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dialect", &self.dialect)
+            .finish_non_exhaustive()
+    }
+}
+
+const MASTER_CHECK_NAME: &str = "master_key_check";
+const MASTER_CHECK_PLAIN: &[u8] = b"stsd master key check v1";
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
+
+fn access_key_context(id: &str) -> Vec<u8> {
+    format!("access_key:{id}").into_bytes()
+}
+
+fn token_key_context(id: i64) -> Vec<u8> {
+    format!("token_key:{id}").into_bytes()
+}
+
+impl Store {
+    /// Opens (creating if needed) the SQLite database at `path`.
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::WrongMasterKey`].
+    pub async fn open_sqlite(
+        path: &std::path::Path,
+        master: SealingKey,
+        opts: &OpenOptions,
+    ) -> Result<Store> {
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        Self::open_url(&url, master, opts).await
+    }
+
+    /// Opens a database by URL (`sqlite://...` or `postgres://...`), applies pending migrations and checks
+    /// the master key.
+    ///
+    /// # Errors
+    /// Database errors, [`StoreError::WrongMasterKey`].
+    pub async fn open_url(url: &str, master: SealingKey, opts: &OpenOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("postgres") {
+            Dialect::Postgres
+        } else {
+            Dialect::Sqlite
+        };
+        let mut pool_opts = AnyPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.acquire_timeout);
+        if dialect == Dialect::Sqlite {
+            pool_opts = pool_opts.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                    Ok(())
+                })
+            });
+        }
+        let pool = pool_opts.connect(url).await?;
+        let store = Store {
+            pool,
+            dialect,
+            master,
+        };
+        store.migrate().await?;
+        store.check_master_key().await?;
+        Ok(store)
+    }
+
+    /// The dialect of the database.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Closes every connection (call at shutdown).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Applies the migrations that have not run yet; returns how many ran.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn migrate(&self) -> Result<usize> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS stsd_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let mut ran = 0;
+        for (version, description, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM stsd_migrations WHERE version = $1")
+                    .bind(*version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(AssertSqlSafe(self.dialect.render(sql)))
+                .execute(&mut *tx)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO stsd_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*description)
+            .bind(stsd_core::timefmt::now_unix())
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {
+                    tx.commit().await?;
+                    ran += 1;
+                    tracing::info!(version, description, "applied migration");
+                }
+                // Another node applied it concurrently: its transaction won, ours rolls back.
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(ran)
+    }
+
+    async fn check_master_key(&self) -> Result<()> {
+        let stored = self.meta(MASTER_CHECK_NAME).await?;
+        match stored {
+            Some(hex_blob) => {
+                let blob = decode_hex(&hex_blob).ok_or(StoreError::WrongMasterKey)?;
+                self.master
+                    .decrypt(MASTER_CHECK_NAME.as_bytes(), &blob)
+                    .map_err(|_| StoreError::WrongMasterKey)?;
+                Ok(())
+            }
+            None => {
+                let blob = self
+                    .master
+                    .encrypt(MASTER_CHECK_NAME.as_bytes(), MASTER_CHECK_PLAIN);
+                // If another node wrote its check first, verify against that one instead.
+                if !self
+                    .insert_meta(MASTER_CHECK_NAME, &encode_hex(&blob))
+                    .await?
+                {
+                    return Box::pin(self.check_master_key()).await;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// A value from the meta table.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn meta(&self, name: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM stsd_meta WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Inserts a meta value if the name is free; returns false if it was taken.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_meta(&self, name: &str, value: &str) -> Result<bool> {
+        match sqlx::query("INSERT INTO stsd_meta (name, value) VALUES ($1, $2)")
+            .bind(name)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The account id of this store: the stored one, or `requested` (or a new random one) stored now.
+    ///
+    /// # Errors
+    /// [`StoreError::Mismatch`] when `requested` differs from the stored account id.
+    pub async fn init_account(&self, requested: Option<u64>) -> Result<u64> {
+        if let Some(stored) = self.meta("account_id").await? {
+            let stored = stsd_core::ids::parse_account(&stored).ok_or_else(|| {
+                StoreError::Mismatch(format!("stored account id {stored:?} is not 12 digits"))
+            })?;
+            if let Some(r) = requested
+                && r != stored
+            {
+                return Err(StoreError::Mismatch(format!(
+                    "this data directory belongs to account {} but account id {} was requested; remove --account-id/STSD_ACCOUNT_ID or use a new data directory",
+                    stsd_core::ids::format_account(stored),
+                    stsd_core::ids::format_account(r)
+                )));
+            }
+            return Ok(stored);
+        }
+        let account = requested.unwrap_or_else(stsd_core::ids::new_account_id);
+        if !self
+            .insert_meta("account_id", &stsd_core::ids::format_account(account))
+            .await?
+        {
+            return Box::pin(self.init_account(requested)).await;
+        }
+        Ok(account)
+    }
+
+    // ---- access keys ----
+
+    fn access_key_from_row(&self, row: &AnyRow) -> Result<AccessKey> {
+        let id: String = row.try_get("access_key_id")?;
+        let blob: Vec<u8> = row.try_get("secret_enc")?;
+        let secret = self.master.decrypt(&access_key_context(&id), &blob)?;
+        let secret = Secret::new(
+            String::from_utf8(secret.to_vec())
+                .map_err(|_| StoreError::Crypto(CryptoError::Decrypt))?,
+        );
+        let user_id: Option<String> = row.try_get("user_id")?;
+        let owner = match user_id {
+            None => Owner::Root,
+            Some(user_id) => Owner::User(User {
+                user_id,
+                name: row.try_get("name")?,
+                path: row.try_get("path")?,
+                created_at: row.try_get("user_created_at")?,
+                sessions_not_before: row.try_get("sessions_not_before")?,
+            }),
+        };
+        let status: String = row.try_get("status")?;
+        Ok(AccessKey {
+            access_key_id: id,
+            owner,
+            secret,
+            status: KeyStatus::parse(&status),
+            created_at: row.try_get("created_at")?,
+        })
+    }
+
+    /// Looks up a long-term access key (with its owner) by id.
+    ///
+    /// # Errors
+    /// Database errors; [`StoreError::Crypto`] if its secret cannot be decrypted.
+    pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
+        let row = sqlx::query(
+            "SELECT k.access_key_id, k.secret_enc, k.status, k.created_at, k.user_id, \
+             u.name, u.path, u.created_at AS user_created_at, u.sessions_not_before \
+             FROM access_keys k LEFT JOIN users u ON u.user_id = k.user_id \
+             WHERE k.access_key_id = $1",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| self.access_key_from_row(&r)).transpose()
+    }
+
+    /// The root's access keys.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn root_keys(&self) -> Result<Vec<AccessKey>> {
+        let rows = sqlx::query(
+            "SELECT k.access_key_id, k.secret_enc, k.status, k.created_at, k.user_id, \
+             NULL AS name, NULL AS path, NULL AS user_created_at, NULL AS sessions_not_before \
+             FROM access_keys k WHERE k.user_id IS NULL ORDER BY k.created_at, k.access_key_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| self.access_key_from_row(r)).collect()
+    }
+
+    /// Stores a new root access key.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the id is taken; database errors.
+    pub async fn insert_root_key(
+        &self,
+        access_key_id: &str,
+        secret: &Secret,
+        now: i64,
+    ) -> Result<()> {
+        let blob = self.master.encrypt(
+            &access_key_context(access_key_id),
+            secret.expose().as_bytes(),
+        );
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, NULL, $2, 'Active', $3)",
+        )
+        .bind(access_key_id)
+        .bind(blob)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
+        Ok(())
+    }
+
+    /// Deletes an access key (root's or a user's); returns whether it existed.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn delete_root_key(&self, access_key_id: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1 AND user_id IS NULL")
+            .bind(access_key_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ---- users ----
+
+    /// Creates an IAM user (`name` unique case-insensitively).
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`]; database errors.
+    pub async fn create_user(&self, user: &User) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (user_id, name, name_key, path, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&user.user_id)
+        .bind(&user.name)
+        .bind(user.name.to_lowercase())
+        .bind(&user.path)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
+        Ok(())
+    }
+
+    /// Stores a new access key for a user, refusing a third one (at most 2 per user, as IAM).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] (no such user), [`StoreError::LimitExceeded`], database errors.
+    pub async fn insert_user_key(
+        &self,
+        user_id: &str,
+        access_key_id: &str,
+        secret: &Secret,
+        now: i64,
+    ) -> Result<()> {
+        let blob = self.master.encrypt(
+            &access_key_context(access_key_id),
+            secret.expose().as_bytes(),
+        );
+        let mut tx = self.pool.begin().await?;
+        // The conditional counter update takes the row's write lock on both backends, so concurrent
+        // creations for one user serialise here and the limit holds.
+        let bumped = sqlx::query(
+            "UPDATE users SET key_count = key_count + 1 WHERE user_id = $1 AND key_count < 2",
+        )
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if bumped.rows_affected() != 1 {
+            let exists: Option<String> =
+                sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = $1")
+                    .bind(user_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            return Err(if exists.is_some() {
+                StoreError::LimitExceeded
+            } else {
+                StoreError::NotFound
+            });
+        }
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, $2, $3, 'Active', $4)",
+        )
+        .bind(access_key_id)
+        .bind(user_id)
+        .bind(blob)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- token key ring ----
+
+    /// Loads every non-retired token key into a key ring whose signing key is the newest key already
+    /// valid at `now`. Creates the first key when there is none.
+    ///
+    /// # Errors
+    /// Database or decryption errors.
+    pub async fn load_key_ring(&self, now: i64) -> Result<KeyRing> {
+        let rows = sqlx::query(
+            "SELECT key_id, key_enc, valid_from FROM token_keys WHERE retired_at IS NULL ORDER BY key_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        if rows.is_empty() {
+            self.create_token_key(now).await?;
+            return Box::pin(self.load_key_ring(now)).await;
+        }
+        let mut ring = KeyRing::new();
+        let mut signing: Option<(i64, i64)> = None;
+        for row in &rows {
+            let id: i64 = row.try_get("key_id")?;
+            let blob: Vec<u8> = row.try_get("key_enc")?;
+            let valid_from: i64 = row.try_get("valid_from")?;
+            let bytes = self.master.decrypt(&token_key_context(id), &blob)?;
+            let id32 = u32::try_from(id)
+                .map_err(|_| StoreError::Mismatch(format!("token key id {id} out of range")))?;
+            ring.insert(id32, &bytes)?;
+            if valid_from <= now && signing.is_none_or(|(_, vf)| valid_from >= vf) {
+                signing = Some((id, valid_from));
+            }
+        }
+        match signing {
+            Some((id, _)) => {
+                ring.set_signing(u32::try_from(id).unwrap_or_default());
+            }
+            // Every key is scheduled for the future: seal with the oldest until then.
+            None => {
+                if let Some(first) = ring.key_ids().first() {
+                    ring.set_signing(*first);
+                }
+            }
+        }
+        Ok(ring)
+    }
+
+    /// Creates a token key that becomes the signing key at `valid_from`; returns its id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn create_token_key(&self, valid_from: i64) -> Result<i64> {
+        loop {
+            let next: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(key_id), 0) + 1 FROM token_keys")
+                    .fetch_one(&self.pool)
+                    .await?;
+            let bytes = SealingKey::generate_bytes();
+            let blob = self
+                .master
+                .encrypt(&token_key_context(next), bytes.as_ref());
+            match sqlx::query(
+                "INSERT INTO token_keys (key_id, key_enc, created_at, valid_from) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(next)
+            .bind(blob)
+            .bind(stsd_core::timefmt::now_unix())
+            .bind(valid_from)
+            .execute(&self.pool)
+            .await
+            {
+                Ok(_) => return Ok(next),
+                // Another node took this id at the same moment: try the next one.
+                Err(e) if is_unique_violation(&e) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+fn encode_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
