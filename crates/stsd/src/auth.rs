@@ -1,0 +1,131 @@
+//! Authentication: SigV4 (header or presigned) → the calling principal.
+//!
+//! Order of checks (wire reference §3.3): authorization syntax → date and skew → credential scope →
+//! access key → signature → session token expiry. Authentication always runs before the action's own
+//! validation, so a request with a bad signature and a bad parameter gets `SignatureDoesNotMatch`.
+
+use crate::errors;
+use crate::state::AppState;
+use std::sync::Arc;
+use stsd_core::ids;
+use stsd_core::token::{Principal, SessionClaims};
+use stsd_proto::ApiError;
+use stsd_proto::request::Api;
+use stsd_sigv4 as sigv4;
+use stsd_store::{AccessKey, KeyStatus, Owner};
+
+/// Who signed the request, and with which kind of credentials.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// Long-term access key of the root or an IAM user.
+    LongTerm(Arc<AccessKey>),
+    /// Session credentials from GetSessionToken.
+    Session(Box<SessionClaims>),
+}
+
+/// The identity a caller presents (GetCallerIdentity, authorization).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// `arn:aws:iam::ACCT:root` or `arn:aws:iam::ACCT:user/PATH/NAME`.
+    pub arn: String,
+    /// The account id (root) or the user's `AIDA...` id.
+    pub user_id: String,
+    /// The IAM user name, for users.
+    pub user_name: Option<String>,
+}
+
+/// The ARN of an IAM user: the path is included when it is not `/`.
+pub fn user_arn(account: &str, path: &str, name: &str) -> String {
+    format!("arn:aws:iam::{account}:user{path}{name}")
+}
+
+impl Caller {
+    /// The principal this caller acts as.
+    pub fn identity(&self, account: &str) -> Identity {
+        let root = || Identity {
+            arn: format!("arn:aws:iam::{account}:root"),
+            user_id: account.to_owned(),
+            user_name: None,
+        };
+        match self {
+            Caller::LongTerm(k) => match &k.owner {
+                Owner::Root => root(),
+                Owner::User(u) => Identity {
+                    arn: user_arn(account, &u.path, &u.name),
+                    user_id: u.user_id.clone(),
+                    user_name: Some(u.name.clone()),
+                },
+            },
+            Caller::Session(c) => match &c.principal {
+                Principal::Root => root(),
+                Principal::User {
+                    user_id,
+                    name,
+                    path,
+                } => Identity {
+                    arn: user_arn(account, path, name),
+                    user_id: user_id.clone(),
+                    user_name: Some(name.clone()),
+                },
+            },
+        }
+    }
+
+    /// True for session credentials.
+    pub fn is_session(&self) -> bool {
+        matches!(self, Caller::Session(_))
+    }
+}
+
+/// Verifies the request's signature and returns the caller.
+///
+/// # Errors
+/// The AWS error for the first failed check.
+pub async fn authenticate(
+    state: &AppState,
+    req: &sigv4::Request<'_>,
+    api: Api,
+) -> Result<Caller, ApiError> {
+    let auth = sigv4::parse(req).map_err(|e| errors::from_sig(&e))?;
+    let now = state.clock.now();
+    auth.check_time(now).map_err(|e| errors::from_sig(&e))?;
+    auth.check_scope(api.signing_service(), state.regions.as_deref())
+        .map_err(|e| errors::from_sig(&e))?;
+
+    if auth.access_key_id.starts_with(ids::SESSION_PREFIX) {
+        // A temporary key without its token is an unknown key.
+        let Some(token) = auth.security_token.as_deref() else {
+            return Err(ApiError::unknown_access_key());
+        };
+        let claims = state
+            .key_ring()
+            .open(token)
+            .map_err(|e| errors::from_token(&e))?;
+        if claims.access_key_id != auth.access_key_id || claims.account_id != state.account_id {
+            return Err(ApiError::invalid_session_token());
+        }
+        sigv4::verify(req, &auth, claims.secret_access_key.expose().as_bytes())
+            .map_err(|e| errors::from_sig(&e))?;
+        if claims.expires_at <= now {
+            return Err(ApiError::expired_token());
+        }
+        return Ok(Caller::Session(Box::new(claims)));
+    }
+
+    let key = state
+        .access_key(&auth.access_key_id)
+        .await
+        .map_err(|e| errors::from_store(&e))?;
+    let Some(key) = key else {
+        return Err(ApiError::unknown_access_key());
+    };
+    if key.status != KeyStatus::Active {
+        return Err(ApiError::unknown_access_key());
+    }
+    sigv4::verify(req, &auth, key.secret.expose().as_bytes()).map_err(|e| errors::from_sig(&e))?;
+    if auth.security_token.is_some() {
+        // A security token makes no sense with a long-term key: refuse it rather than ignore it.
+        return Err(ApiError::invalid_session_token());
+    }
+    Ok(Caller::LongTerm(key))
+}

@@ -1,0 +1,168 @@
+//! Command line: `stsd serve` (and later `stsd admin ...`).
+
+use crate::setup::{self, RootFromEnv, RootKeyOutcome, StoreConfig};
+use crate::state::{AppState, Clock};
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use stsd_core::secret::Secret;
+
+/// stsd: a self-hostable AWS-compatible Security Token Service.
+#[derive(Debug, Parser)]
+#[command(name = "stsd", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+/// Where the data lives (shared by `serve` and the admin commands).
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// Data directory (SQLite database, generated master key, root credentials file).
+    #[arg(long, env = "STSD_DATA_DIR", default_value = "./stsd-data")]
+    pub data_dir: PathBuf,
+    /// Master key file (base64 of 32 bytes). Default: DATA_DIR/master.key, generated at first start.
+    #[arg(long, env = "STSD_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The store configuration.
+    pub fn store_config(&self) -> StoreConfig {
+        StoreConfig {
+            data_dir: self.data_dir.clone(),
+            master_key_file: self.master_key_file.clone(),
+            database_url: None,
+        }
+    }
+}
+
+/// `stsd serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, env = "STSD_LISTEN", default_value = "127.0.0.1:8754")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Accept only credential scopes for these regions (repeat, or comma-separate in STSD_REGION).
+    /// Default: any region.
+    #[arg(long = "region", env = "STSD_REGION", value_delimiter = ',')]
+    pub regions: Vec<String>,
+    /// Account id (12 digits) for a new data directory. Default: generated at first start and kept.
+    #[arg(long, env = "STSD_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Shift the server's clock by this many seconds (testing time-dependent behaviour only).
+    #[arg(
+        long,
+        env = "STSD_CLOCK_OFFSET_SECONDS",
+        default_value_t = 0,
+        hide = true,
+        allow_hyphen_values = true
+    )]
+    pub clock_offset_seconds: i64,
+}
+
+fn root_from_env() -> anyhow::Result<Option<RootFromEnv>> {
+    let id = std::env::var("STSD_ROOT_ACCESS_KEY_ID")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let secret = std::env::var("STSD_ROOT_SECRET_ACCESS_KEY")
+        .ok()
+        .filter(|s| !s.is_empty());
+    match (id, secret) {
+        (Some(access_key_id), Some(secret)) => Ok(Some(RootFromEnv {
+            access_key_id,
+            secret_access_key: Secret::new(secret),
+        })),
+        (None, None) => Ok(None),
+        _ => bail!("set both STSD_ROOT_ACCESS_KEY_ID and STSD_ROOT_SECRET_ACCESS_KEY, or neither"),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Runs `stsd serve`.
+///
+/// # Errors
+/// Start-up failures (bad configuration, unreadable data, port in use).
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let account_req = match &args.account_id {
+        None => None,
+        Some(s) => Some(
+            stsd_core::ids::parse_account(s)
+                .with_context(|| format!("--account-id must be 12 digits, got {s:?}"))?,
+        ),
+    };
+    let root_env = root_from_env()?;
+    let clock = Clock {
+        offset: args.clock_offset_seconds,
+    };
+    let store = setup::open_store(&args.store.store_config()).await?;
+    let account = store.init_account(account_req).await?;
+    let now = clock.now();
+    let ring = store.load_key_ring(now).await?;
+    match setup::ensure_root_key(&store, &args.store.data_dir, account, root_env, now).await? {
+        RootKeyOutcome::Existing(id) => {
+            tracing::info!(access_key_id = %id, "using the stored root key")
+        }
+        RootKeyOutcome::FromEnv(id) => {
+            tracing::info!(access_key_id = %id, "stored the root key from the environment");
+        }
+        RootKeyOutcome::Generated(id, secret) => {
+            println!(
+                "Generated root credentials for account {} (shown once; also in {}):\n  aws_access_key_id = {id}\n  aws_secret_access_key = {}",
+                stsd_core::ids::format_account(account),
+                args.store
+                    .data_dir
+                    .join(setup::ROOT_CREDENTIALS_FILE)
+                    .display(),
+                secret.expose()
+            );
+        }
+    }
+    let regions = (!args.regions.is_empty()).then(|| args.regions.clone());
+    let state = Arc::new(AppState::new(store, ring, account, regions, clock));
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("stsd listening on {addr} (account {})", state.account);
+    tracing::info!(%addr, account = %state.account, "ready");
+    crate::http::serve(listener, Arc::clone(&state), shutdown_signal()).await;
+    state.store.close().await;
+    tracing::info!("database closed; bye");
+    Ok(())
+}

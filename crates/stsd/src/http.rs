@@ -1,0 +1,177 @@
+//! The HTTP layer: accept loop, limits, timeouts, graceful shutdown.
+
+use crate::handler::{self, Incoming};
+use crate::state::AppState;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming as Body;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stsd_proto::ApiError;
+use stsd_proto::request::STS_NS;
+use stsd_proto::xml::error_body;
+use tokio::net::TcpListener;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 64 * 1024;
+/// How long a client may take to send the request head (also the idle keep-alive limit).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send the body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long shutdown waits for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+fn response(status: u16, body: String, request_id: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/xml"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(request_id) {
+        h.insert("x-amzn-requestid", v);
+    }
+    r
+}
+
+fn plain(status: u16, text: &'static str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())));
+    *r.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain"),
+    );
+    r
+}
+
+fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
+    response(e.status, error_body(e, STS_NS, request_id), request_id)
+}
+
+async fn serve_request(
+    state: Arc<AppState>,
+    req: Request<Body>,
+    peer: SocketAddr,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let started = Instant::now();
+    if req.uri().path() == "/healthz" && req.method() == http::Method::GET {
+        return Ok(plain(200, "ok\n"));
+    }
+    let request_id = handler::new_request_id();
+    let span = tracing::info_span!("request", request_id = %request_id, peer = %peer);
+    let _enter = span.enter();
+    drop(_enter);
+
+    let (parts, body) = req.into_parts();
+    if let Some(len) = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        && len > MAX_BODY as u64
+    {
+        return Ok(error_response(
+            &ApiError::body_too_large(MAX_BODY),
+            &request_id,
+        ));
+    }
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) => {
+                let err = if e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    ApiError::body_too_large(MAX_BODY)
+                } else {
+                    ApiError::invalid_query("The request body could not be read")
+                };
+                return Ok(error_response(&err, &request_id));
+            }
+            Err(_) => return Ok(error_response(&ApiError::request_timeout(), &request_id)),
+        };
+    let incoming = Incoming {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or(""),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let outcome = {
+        use tracing::Instrument;
+        handler::handle(&state, &incoming, &request_id)
+            .instrument(span.clone())
+            .await
+    };
+    span.in_scope(|| {
+        tracing::info!(
+            action = outcome.action.as_deref().unwrap_or("-"),
+            status = outcome.status,
+            error = outcome.error_code.as_deref().unwrap_or("-"),
+            micros = started.elapsed().as_micros() as u64,
+            "handled"
+        );
+    });
+    Ok(response(outcome.status, outcome.body, &request_id))
+}
+
+/// Serves connections from `listener` until `shutdown` resolves, then lets in-flight requests finish
+/// (up to [`SHUTDOWN_GRACE`]).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Usually EMFILE: back off briefly instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = Arc::clone(&state);
+                let svc = service_fn(move |req| serve_request(Arc::clone(&state), req, peer));
+                let conn = builder.serve_connection(TokioIo::new(stream), svc);
+                let watched = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = watched.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("in-flight requests did not finish within the grace period");
+    }
+}

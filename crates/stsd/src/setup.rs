@@ -1,0 +1,186 @@
+//! Start-up: the data directory, the master key, the store, the account and the root credentials.
+
+use anyhow::{Context, bail};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use stsd_core::crypto::{SealingKey, format_key_file, parse_key_file};
+use stsd_core::ids;
+use stsd_core::secret::Secret;
+use stsd_store::{OpenOptions, Store};
+
+/// Name of the SQLite database inside the data directory.
+pub const DB_FILE: &str = "stsd.db";
+/// Name of the generated master key file inside the data directory.
+pub const MASTER_KEY_FILE: &str = "master.key";
+/// Name of the root credentials file written when the root key is generated.
+pub const ROOT_CREDENTIALS_FILE: &str = "root-credentials";
+
+/// Where the store lives and how it is unlocked.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Master key file (default: `DATA_DIR/master.key`, generated at first start).
+    pub master_key_file: Option<PathBuf>,
+    /// A database URL (PostgreSQL) instead of the embedded SQLite.
+    pub database_url: Option<String>,
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("creating {}", path.display()))
+}
+
+fn create_dir_private(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+fn load_master_key(cfg: &StoreConfig) -> anyhow::Result<SealingKey> {
+    let db_exists = cfg.database_url.is_some() || cfg.data_dir.join(DB_FILE).exists();
+    let path = match &cfg.master_key_file {
+        Some(p) => {
+            if !p.exists() {
+                bail!("master key file {} does not exist", p.display());
+            }
+            p.clone()
+        }
+        None => {
+            let p = cfg.data_dir.join(MASTER_KEY_FILE);
+            if !p.exists() {
+                if db_exists {
+                    bail!(
+                        "the database exists but its master key file {} is missing; restore it or pass --master-key-file",
+                        p.display()
+                    );
+                }
+                let bytes = SealingKey::generate_bytes();
+                write_private(&p, format_key_file(bytes.as_ref()).as_bytes())?;
+                tracing::info!(path = %p.display(), "generated a new master key");
+            }
+            p
+        }
+    };
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("reading master key file {}", path.display()))?,
+    );
+    let bytes =
+        parse_key_file(&text).with_context(|| format!("master key file {}", path.display()))?;
+    Ok(SealingKey::from_bytes(&bytes)?)
+}
+
+/// Opens the store described by `cfg` (creating the data directory and master key on first start).
+///
+/// # Errors
+/// Unreadable or wrong master key, unreachable database, failed migrations.
+pub async fn open_store(cfg: &StoreConfig) -> anyhow::Result<Store> {
+    create_dir_private(&cfg.data_dir)?;
+    let master = load_master_key(cfg)?;
+    let opts = OpenOptions::default();
+    let store = match &cfg.database_url {
+        Some(url) => Store::open_url(url, master, &opts).await,
+        None => Store::open_sqlite(&cfg.data_dir.join(DB_FILE), master, &opts).await,
+    }
+    .context("opening the store")?;
+    Ok(store)
+}
+
+/// Root credentials given through the environment at first start.
+pub struct RootFromEnv {
+    /// `STSD_ROOT_ACCESS_KEY_ID`.
+    pub access_key_id: String,
+    /// `STSD_ROOT_SECRET_ACCESS_KEY`.
+    pub secret_access_key: Secret,
+}
+
+/// What happened to the root key at start.
+pub enum RootKeyOutcome {
+    /// A root key existed already.
+    Existing(String),
+    /// The key from the environment was stored.
+    FromEnv(String),
+    /// A key was generated; the secret is shown once.
+    Generated(String, Secret),
+}
+
+fn valid_key_id(id: &str) -> bool {
+    (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// Makes sure the account root has an access key; see [`RootKeyOutcome`].
+///
+/// # Errors
+/// Environment values that are malformed or differ from the stored root key.
+pub async fn ensure_root_key(
+    store: &Store,
+    data_dir: &Path,
+    account: u64,
+    env: Option<RootFromEnv>,
+    now: i64,
+) -> anyhow::Result<RootKeyOutcome> {
+    let existing = store.root_keys().await?;
+    if let Some(first) = existing.first() {
+        if let Some(env) = env {
+            let matches = existing.iter().any(|k| {
+                k.access_key_id == env.access_key_id
+                    && k.secret.ct_eq(env.secret_access_key.expose())
+            });
+            if !matches {
+                bail!(
+                    "STSD_ROOT_ACCESS_KEY_ID/STSD_ROOT_SECRET_ACCESS_KEY differ from the root key stored in this data directory (root key {}); unset them to use the stored key, or rotate it with `stsd admin root rotate`",
+                    first.access_key_id
+                );
+            }
+        }
+        return Ok(RootKeyOutcome::Existing(first.access_key_id.clone()));
+    }
+    if let Some(env) = env {
+        if !valid_key_id(&env.access_key_id) {
+            bail!("STSD_ROOT_ACCESS_KEY_ID must be 16 to 128 letters and digits");
+        }
+        if env.secret_access_key.expose().len() < 16 {
+            bail!("STSD_ROOT_SECRET_ACCESS_KEY must be at least 16 characters");
+        }
+        store
+            .insert_root_key(&env.access_key_id, &env.secret_access_key, now)
+            .await?;
+        return Ok(RootKeyOutcome::FromEnv(env.access_key_id));
+    }
+    let id = ids::new_long_term_key_id(account);
+    let secret = ids::new_secret_access_key();
+    let file = data_dir.join(ROOT_CREDENTIALS_FILE);
+    let text = zeroize::Zeroizing::new(format!(
+        "[stsd-root]\naws_access_key_id = {id}\naws_secret_access_key = {}\n",
+        secret.expose()
+    ));
+    if file.exists() {
+        std::fs::remove_file(&file)?;
+    }
+    write_private(&file, text.as_bytes())?;
+    store.insert_root_key(&id, &secret, now).await?;
+    Ok(RootKeyOutcome::Generated(id, secret))
+}
