@@ -6,9 +6,11 @@
 //! - [`validate`]: the Coral validation grammar (`1 validation error detected: ...`).
 //! - [`xml`]: a small pretty-printing XML writer that produces AWS's exact layout.
 //! - [`sts`]: the STS API (`2011-06-15`): typed inputs parsed from [`params::Params`] and response bodies.
+//! - [`iam`]: the IAM API subset (`2010-05-08`): users, access keys, MFA devices.
 //! - [`request`]: which API (STS or IAM) a request addresses, from `Version`.
 
 pub mod error;
+pub mod iam;
 pub mod params;
 pub mod request;
 pub mod sts;

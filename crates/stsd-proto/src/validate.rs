@@ -106,9 +106,11 @@ impl Violations {
         }
     }
 
-    /// Records a missing required member.
+    /// Records a missing required member (`Value null at '<member>' ...`, in both styles).
     pub fn not_null(&mut self, member: &str) {
-        self.push(member, "null", "not be null");
+        self.clauses.push(format!(
+            "Value null at '{member}' failed to satisfy constraint: Member must not be null"
+        ));
     }
 
     /// True when nothing was recorded.

@@ -8,7 +8,10 @@
 //! Secrets (secret access keys, token keys) are stored encrypted under the master key, each bound to its
 //! row by the AEAD context (`access_key:<id>`, `token_key:<id>`), and are decrypted only in memory.
 
+pub mod iam;
 pub mod migrations;
+
+pub use iam::{DeviceKind, KeyMeta, MfaDevice};
 
 use migrations::{Dialect, MIGRATIONS};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -66,7 +69,7 @@ impl StoreError {
     }
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
@@ -90,7 +93,7 @@ impl KeyStatus {
             KeyStatus::Inactive => "Inactive",
         }
     }
-    fn parse(s: &str) -> KeyStatus {
+    pub(crate) fn parse(s: &str) -> KeyStatus {
         if s == "Active" {
             KeyStatus::Active
         } else {

@@ -3,10 +3,11 @@
 
 /// `(version, description, SQL)`; applied in order, each in its own transaction, recorded in
 /// `stsd_migrations`. Never edit a released migration: add a new one.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "accounts, users, access keys, token key ring",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "accounts, users, access keys, token key ring",
+        r#"
 CREATE TABLE stsd_meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -41,7 +42,32 @@ CREATE TABLE token_keys (
     retired_at BIGINT
 );
 "#,
-)];
+    ),
+    (
+        2,
+        "MFA devices (seed, assignment, replay and lock-out state), MFA-required flag",
+        r#"
+CREATE TABLE mfa_devices (
+    serial_number TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    path TEXT NOT NULL,
+    seed_enc {BLOB} NOT NULL,
+    created_at BIGINT NOT NULL,
+    created_by TEXT,
+    owner TEXT,
+    enabled_at BIGINT,
+    last_step BIGINT,
+    drift_steps BIGINT NOT NULL DEFAULT 0,
+    failed_count BIGINT NOT NULL DEFAULT 0,
+    first_failed_at BIGINT,
+    locked_until BIGINT
+);
+CREATE INDEX mfa_devices_owner ON mfa_devices (owner);
+ALTER TABLE users ADD COLUMN mfa_required BIGINT NOT NULL DEFAULT 0;
+"#,
+    ),
+];
 
 /// Which SQL dialect a database speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -127,5 +127,6 @@ pub async fn authenticate(
         // A security token makes no sense with a long-term key: refuse it rather than ignore it.
         return Err(ApiError::invalid_session_token());
     }
+    state.note_key_use(&key.access_key_id, now, &auth.region, &auth.service);
     Ok(Caller::LongTerm(key))
 }

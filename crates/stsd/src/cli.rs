@@ -1,7 +1,10 @@
 //! Command line: `stsd serve` (and later `stsd admin ...`).
 
 use crate::setup::{self, RootFromEnv, RootKeyOutcome, StoreConfig};
-use crate::state::{AppState, Clock};
+use crate::state::{AppState, Clock, MfaPolicy};
+
+/// How often recorded access-key uses are written to the store.
+pub const LAST_USED_FLUSH: std::time::Duration = std::time::Duration::from_secs(15);
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -62,6 +65,21 @@ pub struct ServeArgs {
     /// Account id (12 digits) for a new data directory. Default: generated at first start and kept.
     #[arg(long, env = "STSD_ACCOUNT_ID")]
     pub account_id: Option<String>,
+    /// TOTP steps (30 s) accepted on either side of the current one in GetSessionToken.
+    #[arg(long, env = "STSD_MFA_WINDOW_STEPS", default_value_t = 1)]
+    pub mfa_window_steps: i64,
+    /// Failed MFA codes for one device (within --mfa-failure-window) that lock it.
+    #[arg(long, env = "STSD_MFA_MAX_FAILURES", default_value_t = 10)]
+    pub mfa_max_failures: i64,
+    /// Seconds within which failed MFA codes count together.
+    #[arg(long, env = "STSD_MFA_FAILURE_WINDOW", default_value_t = 900)]
+    pub mfa_failure_window: i64,
+    /// Seconds a locked MFA device refuses every code.
+    #[arg(long, env = "STSD_MFA_LOCKOUT", default_value_t = 900)]
+    pub mfa_lockout: i64,
+    /// Require MFA for every GetSessionToken in the account (beyond AWS's behaviour).
+    #[arg(long, env = "STSD_REQUIRE_MFA")]
+    pub require_mfa: bool,
     /// Shift the server's clock by this many seconds (testing time-dependent behaviour only).
     #[arg(
         long,
@@ -154,7 +172,28 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     let regions = (!args.regions.is_empty()).then(|| args.regions.clone());
-    let state = Arc::new(AppState::new(store, ring, account, regions, clock));
+    let mut state = AppState::new(store, ring, account, regions, clock);
+    state.mfa = MfaPolicy {
+        window_steps: args.mfa_window_steps.clamp(0, 10),
+        max_failures: args.mfa_max_failures.max(1),
+        failure_window: args.mfa_failure_window.max(1),
+        lockout: args.mfa_lockout.max(0),
+        required_for_all: args.require_mfa,
+    };
+    let state = Arc::new(state);
+    let flusher = {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(LAST_USED_FLUSH);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = state.flush_last_used().await {
+                    tracing::warn!(error = %e, "recording access key last use failed; will retry");
+                }
+            }
+        })
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -162,6 +201,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("stsd listening on {addr} (account {})", state.account);
     tracing::info!(%addr, account = %state.account, "ready");
     crate::http::serve(listener, Arc::clone(&state), shutdown_signal()).await;
+    flusher.abort();
+    if let Err(e) = state.flush_last_used().await {
+        tracing::warn!(error = %e, "recording access key last use at shutdown failed");
+    }
     state.store.close().await;
     tracing::info!("database closed; bye");
     Ok(())

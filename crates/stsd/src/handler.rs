@@ -3,6 +3,7 @@
 use crate::auth;
 use crate::state::AppState;
 use crate::sts;
+use stsd_proto::iam::IamAction;
 use stsd_proto::request::{self as proto_request, Api, IAM_VERSION, STS_VERSION};
 use stsd_proto::sts::StsAction;
 use stsd_proto::xml::error_body;
@@ -141,7 +142,13 @@ async fn run(
             let action = StsAction::parse(action, params)?;
             sts::execute(state, &caller, action, request_id).await
         }
-        IAM_VERSION => Err(ApiError::invalid_action(action, version)),
+        IAM_VERSION => {
+            // Sessions without MFA may not use IAM at all (checked before the action is even parsed).
+            let actor = crate::iam::actor(&caller)?;
+            let action = IamAction::parse(action, params)?;
+            let out = crate::iam::Iam::new(state, actor).execute(&action).await?;
+            Ok(out.to_xml(action.name(), request_id))
+        }
         other => Err(ApiError::invalid_action(action, other)),
     }
 }

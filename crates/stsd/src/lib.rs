@@ -10,6 +10,8 @@ pub mod cli;
 pub mod errors;
 pub mod handler;
 pub mod http;
+pub mod iam;
+pub mod qr;
 pub mod setup;
 pub mod state;
 pub mod sts;

@@ -2,7 +2,7 @@
 //! requests need.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use stsd_core::token::KeyRing;
 use stsd_store::{AccessKey, Store};
 
@@ -23,6 +23,36 @@ impl Clock {
     }
 }
 
+/// MFA rules for GetSessionToken (issue defaults: ±1 step, 10 failures in 15 minutes lock for 15 minutes).
+#[derive(Debug, Clone, Copy)]
+pub struct MfaPolicy {
+    /// Steps accepted on either side of the current one.
+    pub window_steps: i64,
+    /// Failed codes that lock a device.
+    pub max_failures: i64,
+    /// Seconds within which failures count together.
+    pub failure_window: i64,
+    /// Seconds a locked device refuses every code.
+    pub lockout: i64,
+    /// Every GetSessionToken must use MFA (account-wide, beyond AWS).
+    pub required_for_all: bool,
+}
+
+impl Default for MfaPolicy {
+    fn default() -> Self {
+        MfaPolicy {
+            window_steps: 1,
+            max_failures: 10,
+            failure_window: 900,
+            lockout: 900,
+            required_for_all: false,
+        }
+    }
+}
+
+/// Last use of a long-term key, as recorded for GetAccessKeyLastUsed: (time, region, service).
+pub type LastUse = (i64, String, String);
+
 /// Everything a request handler needs.
 pub struct AppState {
     /// Durable store.
@@ -37,6 +67,9 @@ pub struct AppState {
     pub regions: Option<Vec<String>>,
     /// Clock.
     pub clock: Clock,
+    /// MFA rules.
+    pub mfa: MfaPolicy,
+    last_used: Mutex<HashMap<String, LastUse>>,
     key_cache: RwLock<HashMap<String, Arc<AccessKey>>>,
 }
 
@@ -65,6 +98,8 @@ impl AppState {
             account: stsd_core::ids::format_account(account_id),
             regions,
             clock,
+            mfa: MfaPolicy::default(),
+            last_used: Mutex::new(HashMap::new()),
             key_cache: RwLock::new(HashMap::new()),
         }
     }
@@ -109,6 +144,45 @@ impl AppState {
         if let Ok(mut cache) = self.key_cache.write() {
             cache.remove(id);
         }
+    }
+
+    /// Notes that a long-term key was used (kept in memory; written in batches by [`Self::flush_last_used`]).
+    pub fn note_key_use(&self, id: &str, at: i64, region: &str, service: &str) {
+        if let Ok(mut m) = self.last_used.lock() {
+            match m.get_mut(id) {
+                // Coarsened to the second: repeated use within one second changes nothing.
+                Some(e) if e.0 == at && e.1 == region && e.2 == service => {}
+                Some(e) => *e = (at, region.to_owned(), service.to_owned()),
+                None => {
+                    m.insert(id.to_owned(), (at, region.to_owned(), service.to_owned()));
+                }
+            }
+        }
+    }
+
+    /// The not yet written last use of a key.
+    pub fn pending_last_used(&self, id: &str) -> Option<LastUse> {
+        self.last_used.lock().ok().and_then(|m| m.get(id).cloned())
+    }
+
+    /// Writes the recorded key uses to the store in one transaction.
+    ///
+    /// # Errors
+    /// Store errors (the entries are kept for the next attempt).
+    pub async fn flush_last_used(&self) -> Result<usize, stsd_store::StoreError> {
+        let entries: Vec<(String, i64, String, String)> = match self.last_used.lock() {
+            Ok(mut m) => m.drain().map(|(k, (t, r, s))| (k, t, r, s)).collect(),
+            Err(_) => return Ok(0),
+        };
+        if let Err(e) = self.store.record_last_used(&entries).await {
+            if let Ok(mut m) = self.last_used.lock() {
+                for (k, t, r, s) in entries {
+                    m.entry(k).or_insert((t, r, s));
+                }
+            }
+            return Err(e);
+        }
+        Ok(entries.len())
     }
 
     /// Drops every cached key.

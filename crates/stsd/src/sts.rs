@@ -4,11 +4,14 @@ use crate::auth::Caller;
 use crate::state::AppState;
 use stsd_core::ids;
 use stsd_core::timefmt::iso8601;
+use stsd_core::token::MfaContext;
 use stsd_core::token::{Principal, SessionClaims};
+use stsd_core::totp;
 use stsd_proto::ApiError;
-use stsd_proto::error::MFA_UNABLE_TO_VALIDATE;
+use stsd_proto::error::{MFA_INVALID_CODE, MFA_UNABLE_TO_VALIDATE};
 use stsd_proto::sts::{self as wire, GetSessionTokenInput, StsAction};
 use stsd_store::Owner;
+use stsd_store::iam::ROOT_OWNER;
 
 /// Root sessions last at most one hour; longer requests are clamped (AWS behaviour).
 pub const ROOT_MAX_DURATION: i64 = 3600;
@@ -71,10 +74,18 @@ async fn get_session_token(
         }
         Caller::LongTerm(k) => k,
     };
-    if input.serial_number.is_some() || input.token_code.is_some() {
-        // MFA verification is not available yet: never issue a session that claims it.
-        return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE));
-    }
+    let now = state.clock.now();
+    let mfa = match (&input.serial_number, &input.token_code) {
+        (None, None) => {
+            if mfa_required(state, &key.owner).await? {
+                return Err(ApiError::access_denied(MFA_REQUIRED));
+            }
+            None
+        }
+        (Some(serial), Some(code)) => Some(verify_mfa(state, &key.owner, serial, code, now).await?),
+        // Only one of the two: the code cannot be validated.
+        _ => return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE)),
+    };
     let (principal, duration) = match &key.owner {
         Owner::Root => (
             Principal::Root,
@@ -92,7 +103,6 @@ async fn get_session_token(
             input.duration_seconds.unwrap_or(USER_DEFAULT_DURATION),
         ),
     };
-    let now = state.clock.now();
     let claims = SessionClaims {
         account_id: state.account_id,
         principal,
@@ -101,7 +111,7 @@ async fn get_session_token(
         source_access_key_id: key.access_key_id.clone(),
         issued_at: now,
         expires_at: now + duration,
-        mfa: None,
+        mfa,
     };
     let min = usize::try_from(input.minimum_session_token_size.unwrap_or(0)).unwrap_or(0);
     let token = state.key_ring().seal(&claims, min).map_err(|e| {
@@ -117,4 +127,85 @@ async fn get_session_token(
         },
         request_id,
     ))
+}
+
+/// The message for GetSessionToken without MFA where MFA is required (stsd's own rule, not AWS's).
+pub const MFA_REQUIRED: &str = "MultiFactorAuthentication required: this principal must call GetSessionToken with SerialNumber and TokenCode";
+
+async fn mfa_required(state: &AppState, owner: &Owner) -> Result<bool, ApiError> {
+    if state.mfa.required_for_all {
+        return Ok(true);
+    }
+    match owner {
+        Owner::Root => Ok(false),
+        Owner::User(u) => state
+            .store
+            .user_mfa_required(&u.user_id)
+            .await
+            .map_err(|e| crate::errors::from_store(&e)),
+    }
+}
+
+/// Checks an MFA code for GetSessionToken: the device must be enabled for the caller, not locked, and
+/// the code must match a step inside the window that is later than every step accepted before. The
+/// step is consumed with one conditional UPDATE, so concurrent requests (on any node) with the same code
+/// succeed at most once. Failures are counted and lock the device.
+async fn verify_mfa(
+    state: &AppState,
+    owner: &Owner,
+    serial: &str,
+    code: &str,
+    now: i64,
+) -> Result<MfaContext, ApiError> {
+    let store_err = |e: stsd_store::StoreError| crate::errors::from_store(&e);
+    let owner_id = match owner {
+        Owner::Root => ROOT_OWNER,
+        Owner::User(u) => u.user_id.as_str(),
+    };
+    let device = state.store.mfa_device(serial).await.map_err(store_err)?;
+    let Some(device) = device.filter(|d| d.owner.as_deref() == Some(owner_id)) else {
+        return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE));
+    };
+    let policy = state.mfa;
+    if device.locked_until.is_some_and(|t| t > now) {
+        tracing::warn!(serial = %serial, "MFA code refused: device locked after repeated failures");
+        return Err(ApiError::access_denied(MFA_INVALID_CODE));
+    }
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(device.seed.expose().trim_end_matches('=').as_bytes())
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| ApiError::internal())?;
+    let now_step = totp::step_at(now) + device.drift_steps;
+    let matched = totp::verify(&seed, code, now_step, policy.window_steps, device.last_step);
+    let accepted = match matched {
+        Some(step) => state
+            .store
+            .mfa_accept_step(serial, step, now)
+            .await
+            .map_err(store_err)?,
+        None => false,
+    };
+    if !accepted {
+        let locked = state
+            .store
+            .mfa_record_failure(
+                serial,
+                now,
+                policy.max_failures,
+                policy.failure_window,
+                policy.lockout,
+            )
+            .await
+            .map_err(store_err)?;
+        if locked {
+            tracing::warn!(serial = %serial, lockout_seconds = policy.lockout, "MFA device locked after repeated failed codes");
+        } else {
+            tracing::info!(serial = %serial, "MFA code refused");
+        }
+        return Err(ApiError::access_denied(MFA_INVALID_CODE));
+    }
+    Ok(MfaContext {
+        authenticated_at: now,
+        serial_number: serial.to_owned(),
+    })
 }

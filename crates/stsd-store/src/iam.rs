@@ -1,0 +1,678 @@
+//! Users, access keys and MFA devices.
+
+use crate::{KeyStatus, Result, Store, StoreError, User, is_unique_violation};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use stsd_core::secret::Secret;
+
+/// The owner value stored for devices of the account root.
+pub const ROOT_OWNER: &str = "root";
+/// At most this many MFA devices can be enabled for one user.
+pub const MAX_DEVICES_PER_USER: i64 = 8;
+
+/// An access key without its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyMeta {
+    /// Key id.
+    pub access_key_id: String,
+    /// Owning user (`None`: root).
+    pub user_id: Option<String>,
+    /// Status.
+    pub status: KeyStatus,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last use (time, region, service), if any was recorded.
+    pub last_used: Option<(i64, String, String)>,
+}
+
+/// Kind of MFA device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// Created with CreateVirtualMFADevice.
+    Virtual,
+    /// A hardware TOTP token imported by an operator.
+    Hardware,
+}
+
+impl DeviceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeviceKind::Virtual => "virtual",
+            DeviceKind::Hardware => "hardware",
+        }
+    }
+}
+
+/// An MFA device with its decrypted seed (base32 text).
+#[derive(Debug, Clone)]
+pub struct MfaDevice {
+    /// Serial number (ARN for virtual devices).
+    pub serial_number: String,
+    /// Virtual or hardware.
+    pub kind: DeviceKind,
+    /// Device name.
+    pub name: String,
+    /// Path.
+    pub path: String,
+    /// Base32 seed (redacted in `Debug`).
+    pub seed: Secret,
+    /// Creation time.
+    pub created_at: i64,
+    /// Who created it (`root` or a user id).
+    pub created_by: Option<String>,
+    /// Who it is enabled for (`root` or a user id); `None` while unassigned.
+    pub owner: Option<String>,
+    /// When it was enabled.
+    pub enabled_at: Option<i64>,
+    /// Last accepted TOTP step (replay protection).
+    pub last_step: Option<i64>,
+    /// Device clock offset in steps, learned at enable/resync time.
+    pub drift_steps: i64,
+    /// Failed codes in the current window.
+    pub failed_count: i64,
+    /// Codes are refused until this time.
+    pub locked_until: Option<i64>,
+}
+
+fn seed_context(serial: &str) -> Vec<u8> {
+    format!("mfa_seed:{serial}").into_bytes()
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        path: row.try_get("path")?,
+        created_at: row.try_get("created_at")?,
+        sessions_not_before: row.try_get("sessions_not_before")?,
+    })
+}
+
+fn key_from_row(row: &AnyRow) -> Result<KeyMeta> {
+    let status: String = row.try_get("status")?;
+    let at: Option<i64> = row.try_get("last_used_at")?;
+    let region: Option<String> = row.try_get("last_used_region")?;
+    let service: Option<String> = row.try_get("last_used_service")?;
+    Ok(KeyMeta {
+        access_key_id: row.try_get("access_key_id")?,
+        user_id: row.try_get("user_id")?,
+        status: KeyStatus::parse(&status),
+        created_at: row.try_get("created_at")?,
+        last_used: at.map(|t| (t, region.unwrap_or_default(), service.unwrap_or_default())),
+    })
+}
+
+const USER_COLS: &str = "user_id, name, path, created_at, sessions_not_before";
+const KEY_COLS: &str =
+    "access_key_id, user_id, status, created_at, last_used_at, last_used_region, last_used_service";
+const DEVICE_COLS: &str = "serial_number, kind, name, path, seed_enc, created_at, created_by, owner, enabled_at, last_step, drift_steps, failed_count, locked_until";
+
+impl Store {
+    // ---- users ----
+
+    /// A user by name (case-insensitive, as IAM).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT user_id, name, path, created_at, sessions_not_before FROM users WHERE name_key = $1",
+        )
+        .bind(name.to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// A user by id.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user_by_id(&self, user_id: &str) -> Result<Option<User>> {
+        let row = sqlx::query(
+            "SELECT user_id, name, path, created_at, sessions_not_before FROM users WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// Users whose path starts with `path_prefix`, by name, after `after` (a name key), at most `limit`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_users(
+        &self,
+        path_prefix: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<User>> {
+        let _ = USER_COLS;
+        let rows = sqlx::query(
+            "SELECT user_id, name, path, created_at, sessions_not_before FROM users \
+             WHERE SUBSTR(path, 1, LENGTH($1)) = $1 AND name_key > $2 ORDER BY name_key LIMIT $3",
+        )
+        .bind(path_prefix)
+        .bind(after.unwrap_or("").to_lowercase())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    /// Deletes a user that has no access keys and no enabled MFA devices.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (`"keys"` or `"devices"`), database errors.
+    pub async fn delete_user(&self, user_id: &str) -> Result<()> {
+        let r = sqlx::query(
+            "DELETE FROM users WHERE user_id = $1 AND key_count = 0 AND device_count = 0",
+        )
+        .bind(user_id)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        let row = sqlx::query("SELECT key_count, device_count FROM users WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            None => Err(StoreError::NotFound),
+            Some(row) => {
+                let keys: i64 = row.try_get("key_count")?;
+                Err(StoreError::Conflict(if keys > 0 {
+                    "keys"
+                } else {
+                    "devices"
+                }))
+            }
+        }
+    }
+
+    /// Sets the per-user "MFA required" flag; returns whether the user exists.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_user_mfa_required(&self, user_id: &str, required: bool) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET mfa_required = $1 WHERE user_id = $2")
+            .bind(i64::from(required))
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Whether a user must use MFA for GetSessionToken.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user_mfa_required(&self, user_id: &str) -> Result<bool> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT mfa_required FROM users WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.unwrap_or(0) != 0)
+    }
+
+    /// Sets a principal's "sessions not before" time (revocation of earlier sessions).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_sessions_not_before(&self, user_id: &str, t: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE users SET sessions_not_before = $1 WHERE user_id = $2")
+            .bind(t)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    // ---- access keys ----
+
+    /// Keys of a user (`Some(user_id)`) or of the root (`None`), by id, after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_keys(
+        &self,
+        user_id: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<KeyMeta>> {
+        let _ = KEY_COLS;
+        let rows = match user_id {
+            Some(u) => sqlx::query(
+                "SELECT access_key_id, user_id, status, created_at, last_used_at, last_used_region, last_used_service \
+                 FROM access_keys WHERE user_id = $1 AND access_key_id > $2 ORDER BY access_key_id LIMIT $3",
+            )
+            .bind(u)
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+            None => sqlx::query(
+                "SELECT access_key_id, user_id, status, created_at, last_used_at, last_used_region, last_used_service \
+                 FROM access_keys WHERE user_id IS NULL AND access_key_id > $1 ORDER BY access_key_id LIMIT $2",
+            )
+            .bind(after.unwrap_or(""))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+        };
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// One key's metadata.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn key_meta(&self, access_key_id: &str) -> Result<Option<KeyMeta>> {
+        let row = sqlx::query(
+            "SELECT access_key_id, user_id, status, created_at, last_used_at, last_used_region, last_used_service \
+             FROM access_keys WHERE access_key_id = $1",
+        )
+        .bind(access_key_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    /// Activates or deactivates a key of `user_id` (`None`: root); returns whether it matched.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn set_key_status(
+        &self,
+        access_key_id: &str,
+        user_id: Option<&str>,
+        status: KeyStatus,
+    ) -> Result<bool> {
+        let r = match user_id {
+            Some(u) => {
+                sqlx::query(
+                    "UPDATE access_keys SET status = $1 WHERE access_key_id = $2 AND user_id = $3",
+                )
+                .bind(status.as_str())
+                .bind(access_key_id)
+                .bind(u)
+                .execute(&self.pool)
+                .await?
+            }
+            None => sqlx::query(
+                "UPDATE access_keys SET status = $1 WHERE access_key_id = $2 AND user_id IS NULL",
+            )
+            .bind(status.as_str())
+            .bind(access_key_id)
+            .execute(&self.pool)
+            .await?,
+        };
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Deletes a key of `user_id` (`None`: root); returns whether it matched.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn delete_key(&self, access_key_id: &str, user_id: Option<&str>) -> Result<bool> {
+        let Some(u) = user_id else {
+            return self.delete_root_key(access_key_id).await;
+        };
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query("DELETE FROM access_keys WHERE access_key_id = $1 AND user_id = $2")
+            .bind(access_key_id)
+            .bind(u)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE users SET key_count = key_count - 1 WHERE user_id = $1")
+            .bind(u)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records last-use information for many keys at once (batched by the server).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn record_last_used(&self, entries: &[(String, i64, String, String)]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for (id, at, region, service) in entries {
+            sqlx::query(
+                "UPDATE access_keys SET last_used_at = $1, last_used_region = $2, last_used_service = $3 \
+                 WHERE access_key_id = $4 AND (last_used_at IS NULL OR last_used_at < $5)",
+            )
+            .bind(*at)
+            .bind(region)
+            .bind(service)
+            .bind(id)
+            .bind(*at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---- MFA devices ----
+
+    fn device_from_row(&self, row: &AnyRow) -> Result<MfaDevice> {
+        let serial: String = row.try_get("serial_number")?;
+        let blob: Vec<u8> = row.try_get("seed_enc")?;
+        let seed = self.master.decrypt(&seed_context(&serial), &blob)?;
+        let seed = String::from_utf8(seed.to_vec())
+            .map_err(|_| StoreError::Crypto(stsd_core::crypto::CryptoError::Decrypt))?;
+        let kind: String = row.try_get("kind")?;
+        Ok(MfaDevice {
+            serial_number: serial,
+            kind: if kind == "hardware" {
+                DeviceKind::Hardware
+            } else {
+                DeviceKind::Virtual
+            },
+            name: row.try_get("name")?,
+            path: row.try_get("path")?,
+            seed: Secret::new(seed),
+            created_at: row.try_get("created_at")?,
+            created_by: row.try_get("created_by")?,
+            owner: row.try_get("owner")?,
+            enabled_at: row.try_get("enabled_at")?,
+            last_step: row.try_get("last_step")?,
+            drift_steps: row.try_get("drift_steps")?,
+            failed_count: row.try_get("failed_count")?,
+            locked_until: row.try_get("locked_until")?,
+        })
+    }
+
+    /// Stores a new device with its (base32) seed.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] when the serial is taken; database errors.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_mfa_device(
+        &self,
+        serial: &str,
+        kind: DeviceKind,
+        name: &str,
+        path: &str,
+        seed_base32: &Secret,
+        created_by: Option<&str>,
+        now: i64,
+    ) -> Result<()> {
+        let blob = self
+            .master
+            .encrypt(&seed_context(serial), seed_base32.expose().as_bytes());
+        sqlx::query(
+            "INSERT INTO mfa_devices (serial_number, kind, name, path, seed_enc, created_at, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(serial)
+        .bind(kind.as_str())
+        .bind(name)
+        .bind(path)
+        .bind(blob)
+        .bind(now)
+        .bind(created_by)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
+        Ok(())
+    }
+
+    /// A device by serial number.
+    ///
+    /// # Errors
+    /// Database or decryption errors.
+    pub async fn mfa_device(&self, serial: &str) -> Result<Option<MfaDevice>> {
+        let _ = DEVICE_COLS;
+        let row = sqlx::query(
+            "SELECT serial_number, kind, name, path, seed_enc, created_at, created_by, owner, enabled_at, last_step, drift_steps, failed_count, locked_until \
+             FROM mfa_devices WHERE serial_number = $1",
+        )
+        .bind(serial)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(|r| self.device_from_row(r)).transpose()
+    }
+
+    /// Enables an unassigned device for `owner` (`root` or a user id), remembering the step of the second
+    /// enrolment code (so neither code can be replayed) and the device's clock drift.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::AlreadyExists`] (already assigned),
+    /// [`StoreError::LimitExceeded`] (8 devices per user), database errors.
+    pub async fn enable_mfa_device(
+        &self,
+        serial: &str,
+        owner: &str,
+        now: i64,
+        step: i64,
+        drift: i64,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if owner != ROOT_OWNER {
+            let bumped = sqlx::query(
+                "UPDATE users SET device_count = device_count + 1 WHERE user_id = $1 AND device_count < $2",
+            )
+            .bind(owner)
+            .bind(MAX_DEVICES_PER_USER)
+            .execute(&mut *tx)
+            .await?;
+            if bumped.rows_affected() != 1 {
+                return Err(StoreError::LimitExceeded);
+            }
+        }
+        let r = sqlx::query(
+            "UPDATE mfa_devices SET owner = $1, enabled_at = $2, last_step = $3, drift_steps = $4, failed_count = 0, \
+             first_failed_at = NULL, locked_until = NULL WHERE serial_number = $5 AND owner IS NULL",
+        )
+        .bind(owner)
+        .bind(now)
+        .bind(step)
+        .bind(drift)
+        .bind(serial)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            let exists: Option<String> = sqlx::query_scalar(
+                "SELECT serial_number FROM mfa_devices WHERE serial_number = $1",
+            )
+            .bind(serial)
+            .fetch_optional(&mut *tx)
+            .await?;
+            return Err(if exists.is_some() {
+                StoreError::AlreadyExists
+            } else {
+                StoreError::NotFound
+            });
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Re-anchors a device's drift after ResyncMFADevice.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn resync_mfa_device(&self, serial: &str, step: i64, drift: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE mfa_devices SET last_step = $1, drift_steps = $2, failed_count = 0, first_failed_at = NULL \
+             WHERE serial_number = $3 AND owner IS NOT NULL AND (last_step IS NULL OR last_step < $4)",
+        )
+        .bind(step)
+        .bind(drift)
+        .bind(serial)
+        .bind(step)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Removes a device's assignment to `owner`.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the device is not enabled for `owner`; database errors.
+    pub async fn deactivate_mfa_device(&self, serial: &str, owner: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let r = sqlx::query(
+            "UPDATE mfa_devices SET owner = NULL, enabled_at = NULL, failed_count = 0, first_failed_at = NULL, \
+             locked_until = NULL WHERE serial_number = $1 AND owner = $2",
+        )
+        .bind(serial)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+        if owner != ROOT_OWNER {
+            sqlx::query("UPDATE users SET device_count = device_count - 1 WHERE user_id = $1")
+                .bind(owner)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes an unassigned virtual device.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] while assigned, database errors.
+    pub async fn delete_virtual_mfa_device(&self, serial: &str) -> Result<()> {
+        let r = sqlx::query(
+            "DELETE FROM mfa_devices WHERE serial_number = $1 AND kind = 'virtual' AND owner IS NULL",
+        )
+        .bind(serial)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        match self.mfa_device(serial).await? {
+            Some(d) if d.kind == DeviceKind::Virtual => Err(StoreError::Conflict("assigned")),
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Devices enabled for `owner`, by serial, after `after`, at most `limit`.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_mfa_devices(
+        &self,
+        owner: &str,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<MfaDevice>> {
+        let rows = sqlx::query(
+            "SELECT serial_number, kind, name, path, seed_enc, created_at, created_by, owner, enabled_at, last_step, drift_steps, failed_count, locked_until \
+             FROM mfa_devices WHERE owner = $1 AND serial_number > $2 ORDER BY serial_number LIMIT $3",
+        )
+        .bind(owner)
+        .bind(after.unwrap_or(""))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| self.device_from_row(r)).collect()
+    }
+
+    /// Virtual devices filtered by assignment (`Some(true)`: assigned, `Some(false)`: unassigned).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn list_virtual_mfa_devices(
+        &self,
+        assigned: Option<bool>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<MfaDevice>> {
+        let rows = sqlx::query(
+            "SELECT serial_number, kind, name, path, seed_enc, created_at, created_by, owner, enabled_at, last_step, drift_steps, failed_count, locked_until \
+             FROM mfa_devices WHERE kind = 'virtual' AND serial_number > $1 \
+             AND ($2 = 0 OR ($2 = 1 AND owner IS NOT NULL) OR ($2 = 2 AND owner IS NULL)) \
+             ORDER BY serial_number LIMIT $3",
+        )
+        .bind(after.unwrap_or(""))
+        .bind(match assigned {
+            None => 0i64,
+            Some(true) => 1,
+            Some(false) => 2,
+        })
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| self.device_from_row(r)).collect()
+    }
+
+    /// Accepts TOTP step `step` for a device unless that step or a later one was accepted before or the
+    /// device is locked: one conditional UPDATE, so of concurrent requests with the same code (on any node
+    /// sharing the database) exactly one wins. Resets the failure count.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mfa_accept_step(&self, serial: &str, step: i64, now: i64) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE mfa_devices SET last_step = $1, failed_count = 0, first_failed_at = NULL \
+             WHERE serial_number = $2 AND owner IS NOT NULL AND (last_step IS NULL OR last_step < $3) \
+             AND (locked_until IS NULL OR locked_until <= $4)",
+        )
+        .bind(step)
+        .bind(serial)
+        .bind(step)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Counts a failed code. Failures older than `window` seconds start a new count; reaching
+    /// `max_failures` locks the device until `now + lockout` and resets the count. Returns true when this
+    /// failure locked the device.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn mfa_record_failure(
+        &self,
+        serial: &str,
+        now: i64,
+        max_failures: i64,
+        window: i64,
+        lockout: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // SET expressions read the row as it was before the update, on both backends.
+        sqlx::query(
+            "UPDATE mfa_devices SET \
+             failed_count = CASE WHEN first_failed_at IS NULL OR first_failed_at <= $1 THEN 1 ELSE failed_count + 1 END, \
+             first_failed_at = CASE WHEN first_failed_at IS NULL OR first_failed_at <= $1 THEN $2 ELSE first_failed_at END \
+             WHERE serial_number = $3",
+        )
+        .bind(now - window)
+        .bind(now)
+        .bind(serial)
+        .execute(&mut *tx)
+        .await?;
+        let locked = sqlx::query(
+            "UPDATE mfa_devices SET locked_until = $1, failed_count = 0, first_failed_at = NULL \
+             WHERE serial_number = $2 AND failed_count >= $3",
+        )
+        .bind(now + lockout)
+        .bind(serial)
+        .bind(max_failures)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(locked.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,737 @@
+//! The IAM actions and who may call them.
+//!
+//! The account root (long-term keys, or session credentials obtained with MFA) may call everything. An
+//! IAM user may manage only its own access keys and MFA devices (AWS's "manage your own credentials" set);
+//! anything else is `AccessDenied` in AWS's form. Session credentials obtained without MFA are refused
+//! with `InvalidClientTokenId`, as AWS does.
+
+use crate::auth::{Caller, user_arn};
+use crate::errors;
+use crate::state::AppState;
+use stsd_core::ids;
+use stsd_core::timefmt::iso8601;
+use stsd_core::token::Principal;
+use stsd_core::totp;
+use stsd_proto::ApiError;
+use stsd_proto::iam::{
+    AccessKeyView, Assignment, IamAction, IamOutput, MfaDeviceView, Page, UserView,
+};
+use stsd_store::iam::{DeviceKind, MAX_DEVICES_PER_USER, ROOT_OWNER};
+use stsd_store::{KeyStatus, Owner, StoreError, User};
+
+/// Steps searched around "now" for the two consecutive codes of EnableMFADevice (±5 minutes).
+pub const ENABLE_WINDOW_STEPS: i64 = 10;
+/// Steps searched for ResyncMFADevice (±1 day): resync exists for devices whose clock drifted.
+pub const RESYNC_WINDOW_STEPS: i64 = 2880;
+
+/// The principal performing an IAM action.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    /// The account root.
+    Root,
+    /// An IAM user.
+    User {
+        /// `AIDA...`
+        user_id: String,
+        /// Name.
+        name: String,
+        /// Path.
+        path: String,
+    },
+}
+
+/// Whom an action targets.
+enum Target {
+    Root,
+    User(User),
+}
+
+impl Target {
+    fn owner(&self) -> &str {
+        match self {
+            Target::Root => ROOT_OWNER,
+            Target::User(u) => &u.user_id,
+        }
+    }
+    fn user_id(&self) -> Option<&str> {
+        match self {
+            Target::Root => None,
+            Target::User(u) => Some(&u.user_id),
+        }
+    }
+    fn user_name(&self) -> Option<String> {
+        match self {
+            Target::Root => None,
+            Target::User(u) => Some(u.name.clone()),
+        }
+    }
+}
+
+/// The actor for a caller, or `InvalidClientTokenId` for sessions without MFA.
+///
+/// # Errors
+/// `InvalidClientTokenId` for session credentials obtained without MFA.
+pub fn actor(caller: &Caller) -> Result<Actor, ApiError> {
+    match caller {
+        Caller::LongTerm(k) => Ok(match &k.owner {
+            Owner::Root => Actor::Root,
+            Owner::User(u) => Actor::User {
+                user_id: u.user_id.clone(),
+                name: u.name.clone(),
+                path: u.path.clone(),
+            },
+        }),
+        Caller::Session(c) => {
+            if c.mfa.is_none() {
+                return Err(ApiError::invalid_session_token());
+            }
+            Ok(match &c.principal {
+                Principal::Root => Actor::Root,
+                Principal::User {
+                    user_id,
+                    name,
+                    path,
+                } => Actor::User {
+                    user_id: user_id.clone(),
+                    name: name.clone(),
+                    path: path.clone(),
+                },
+            })
+        }
+    }
+}
+
+fn store_err(e: &StoreError) -> ApiError {
+    errors::from_store(e)
+}
+
+fn no_such_user(name: &str) -> ApiError {
+    ApiError::no_such_entity(format!("The user with name {name} cannot be found."))
+}
+
+fn no_such_key(id: &str) -> ApiError {
+    ApiError::no_such_entity(format!("The Access Key with id {id} cannot be found."))
+}
+
+fn no_such_device(serial: &str) -> ApiError {
+    ApiError::no_such_entity(format!(
+        "MFA Device with serial number {serial} does not exist."
+    ))
+}
+
+fn seed_bytes(seed: &stsd_core::secret::Secret) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
+    data_encoding::BASE32_NOPAD
+        .decode(seed.expose().trim_end_matches('=').as_bytes())
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| {
+            tracing::error!("stored MFA seed is not base32");
+            ApiError::internal()
+        })
+}
+
+/// Executes IAM actions for one actor.
+pub struct Iam<'a> {
+    state: &'a AppState,
+    actor: Actor,
+}
+
+impl<'a> Iam<'a> {
+    /// An executor acting as `actor`.
+    pub fn new(state: &'a AppState, actor: Actor) -> Self {
+        Iam { state, actor }
+    }
+
+    fn actor_arn(&self) -> String {
+        match &self.actor {
+            Actor::Root => format!("arn:aws:iam::{}:root", self.state.account),
+            Actor::User { name, path, .. } => user_arn(&self.state.account, path, name),
+        }
+    }
+
+    fn denied(&self, action: &IamAction, resource: &str) -> ApiError {
+        ApiError::access_denied(format!(
+            "User: {} is not authorized to perform: iam:{} on resource: {resource}",
+            self.actor_arn(),
+            action.name()
+        ))
+    }
+
+    fn user_resource(&self, name: &str) -> String {
+        format!("arn:aws:iam::{}:user/{name}", self.state.account)
+    }
+
+    fn view(&self, u: &User) -> UserView {
+        UserView {
+            path: u.path.clone(),
+            user_name: u.name.clone(),
+            user_id: u.user_id.clone(),
+            arn: user_arn(&self.state.account, &u.path, &u.name),
+            create_date: iso8601(u.created_at),
+        }
+    }
+
+    fn root_view(&self) -> UserView {
+        UserView {
+            path: "/".into(),
+            user_name: "root".into(),
+            user_id: self.state.account.clone(),
+            arn: format!("arn:aws:iam::{}:root", self.state.account),
+            create_date: iso8601(0),
+        }
+    }
+
+    /// Resolves the user an action targets: the named user, or the actor itself when no name is given.
+    /// Users may only target themselves (checked before existence, as IAM does).
+    async fn target(&self, action: &IamAction, name: Option<&str>) -> Result<Target, ApiError> {
+        match (name, &self.actor) {
+            (None, Actor::Root) => Ok(Target::Root),
+            (None, Actor::User { user_id, .. }) => {
+                let u = self
+                    .state
+                    .store
+                    .user_by_id(user_id)
+                    .await
+                    .map_err(|e| store_err(&e))?;
+                u.map(Target::User)
+                    .ok_or_else(ApiError::invalid_session_token)
+            }
+            (Some(n), actor) => {
+                if let Actor::User { name: own, .. } = actor
+                    && !own.eq_ignore_ascii_case(n)
+                {
+                    return Err(self.denied(action, &self.user_resource(n)));
+                }
+                let u = self
+                    .state
+                    .store
+                    .user_by_name(n)
+                    .await
+                    .map_err(|e| store_err(&e))?;
+                u.map(Target::User).ok_or_else(|| no_such_user(n))
+            }
+        }
+    }
+
+    fn root_only(&self, action: &IamAction, resource: &str) -> Result<(), ApiError> {
+        match self.actor {
+            Actor::Root => Ok(()),
+            Actor::User { .. } => Err(self.denied(action, resource)),
+        }
+    }
+
+    fn key_view(&self, k: &stsd_store::KeyMeta, user_name: Option<String>) -> AccessKeyView {
+        AccessKeyView {
+            user_name,
+            access_key_id: k.access_key_id.clone(),
+            status: k.status.as_str().to_owned(),
+            create_date: iso8601(k.created_at),
+        }
+    }
+
+    async fn owner_view(&self, owner: &str) -> Result<Option<UserView>, ApiError> {
+        if owner == ROOT_OWNER {
+            return Ok(Some(self.root_view()));
+        }
+        let u = self
+            .state
+            .store
+            .user_by_id(owner)
+            .await
+            .map_err(|e| store_err(&e))?;
+        Ok(u.map(|u| self.view(&u)))
+    }
+
+    /// Runs one action.
+    ///
+    /// # Errors
+    /// The action's AWS error.
+    pub async fn execute(&self, action: &IamAction) -> Result<IamOutput, ApiError> {
+        let store = &self.state.store;
+        let now = self.state.clock.now();
+        match action {
+            IamAction::CreateUser { user_name, path } => {
+                self.root_only(action, &self.user_resource(user_name))?;
+                let user = User {
+                    user_id: ids::new_user_id(self.state.account_id),
+                    name: user_name.clone(),
+                    path: path.clone(),
+                    created_at: now,
+                    sessions_not_before: 0,
+                };
+                store.create_user(&user).await.map_err(|e| match e {
+                    StoreError::AlreadyExists => ApiError::entity_already_exists(format!(
+                        "User with name {user_name} already exists."
+                    )),
+                    e => store_err(&e),
+                })?;
+                tracing::info!(user = %user.name, "user created");
+                Ok(IamOutput::User {
+                    action: "CreateUser",
+                    user: self.view(&user),
+                })
+            }
+            IamAction::GetUser { user_name } => {
+                let user = match self.target(action, user_name.as_deref()).await? {
+                    Target::Root => self.root_view(),
+                    Target::User(u) => self.view(&u),
+                };
+                Ok(IamOutput::User {
+                    action: "GetUser",
+                    user,
+                })
+            }
+            IamAction::ListUsers { path_prefix, page } => {
+                self.root_only(
+                    action,
+                    &format!("arn:aws:iam::{}:user/", self.state.account),
+                )?;
+                let (users, next_marker) = paged(
+                    store
+                        .list_users(path_prefix, page.marker.as_deref(), page.max_items + 1)
+                        .await
+                        .map_err(|e| store_err(&e))?,
+                    page,
+                    |u| u.name.to_lowercase(),
+                );
+                Ok(IamOutput::Users {
+                    users: users.iter().map(|u| self.view(u)).collect(),
+                    next_marker,
+                })
+            }
+            IamAction::DeleteUser { user_name } => {
+                self.root_only(action, &self.user_resource(user_name))?;
+                let Target::User(u) = self.target(action, Some(user_name)).await? else {
+                    return Err(no_such_user(user_name));
+                };
+                store.delete_user(&u.user_id).await.map_err(|e| match e {
+                    StoreError::NotFound => no_such_user(user_name),
+                    StoreError::Conflict("keys") => ApiError::delete_conflict(
+                        "Cannot delete entity, must delete access keys first.",
+                    ),
+                    StoreError::Conflict(_) => ApiError::delete_conflict(
+                        "Cannot delete entity, must delete MFA device first.",
+                    ),
+                    e => store_err(&e),
+                })?;
+                tracing::info!(user = %u.name, "user deleted");
+                Ok(IamOutput::Empty {
+                    action: "DeleteUser",
+                })
+            }
+            IamAction::CreateAccessKey { user_name } => {
+                let target = self.target(action, user_name.as_deref()).await?;
+                let id = ids::new_long_term_key_id(self.state.account_id);
+                let secret = ids::new_secret_access_key();
+                let limit =
+                    || ApiError::limit_exceeded("Cannot exceed quota for AccessKeysPerUser: 2");
+                match &target {
+                    Target::Root => {
+                        if store.root_keys().await.map_err(|e| store_err(&e))?.len() >= 2 {
+                            return Err(limit());
+                        }
+                        store
+                            .insert_root_key(&id, &secret, now)
+                            .await
+                            .map_err(|e| store_err(&e))?;
+                    }
+                    Target::User(u) => {
+                        store
+                            .insert_user_key(&u.user_id, &id, &secret, now)
+                            .await
+                            .map_err(|e| match e {
+                                StoreError::LimitExceeded => limit(),
+                                StoreError::NotFound => no_such_user(&u.name),
+                                e => store_err(&e),
+                            })?;
+                    }
+                }
+                tracing::info!(access_key_id = %id, user = ?target.user_name(), "access key created");
+                Ok(IamOutput::NewAccessKey {
+                    key: AccessKeyView {
+                        user_name: target.user_name(),
+                        access_key_id: id,
+                        status: "Active".into(),
+                        create_date: iso8601(now),
+                    },
+                    secret_access_key: secret.expose().to_owned(),
+                })
+            }
+            IamAction::ListAccessKeys { user_name, page } => {
+                let target = self.target(action, user_name.as_deref()).await?;
+                let (keys, next_marker) = paged(
+                    store
+                        .list_keys(target.user_id(), page.marker.as_deref(), page.max_items + 1)
+                        .await
+                        .map_err(|e| store_err(&e))?,
+                    page,
+                    |k| k.access_key_id.clone(),
+                );
+                let name = target.user_name();
+                Ok(IamOutput::AccessKeys {
+                    keys: keys
+                        .iter()
+                        .map(|k| self.key_view(k, name.clone()))
+                        .collect(),
+                    next_marker,
+                })
+            }
+            IamAction::UpdateAccessKey {
+                user_name,
+                access_key_id,
+                active,
+            } => {
+                let target = self.target(action, user_name.as_deref()).await?;
+                let status = if *active {
+                    KeyStatus::Active
+                } else {
+                    KeyStatus::Inactive
+                };
+                let found = store
+                    .set_key_status(access_key_id, target.user_id(), status)
+                    .await
+                    .map_err(|e| store_err(&e))?;
+                self.state.forget_key(access_key_id);
+                if !found {
+                    return Err(no_such_key(access_key_id));
+                }
+                Ok(IamOutput::Empty {
+                    action: "UpdateAccessKey",
+                })
+            }
+            IamAction::DeleteAccessKey {
+                user_name,
+                access_key_id,
+            } => {
+                let target = self.target(action, user_name.as_deref()).await?;
+                let found = store
+                    .delete_key(access_key_id, target.user_id())
+                    .await
+                    .map_err(|e| store_err(&e))?;
+                self.state.forget_key(access_key_id);
+                if !found {
+                    return Err(no_such_key(access_key_id));
+                }
+                tracing::info!(access_key_id = %access_key_id, "access key deleted");
+                Ok(IamOutput::Empty {
+                    action: "DeleteAccessKey",
+                })
+            }
+            IamAction::GetAccessKeyLastUsed { access_key_id } => {
+                let meta = store
+                    .key_meta(access_key_id)
+                    .await
+                    .map_err(|e| store_err(&e))?;
+                let Some(meta) = meta else {
+                    return Err(no_such_key(access_key_id));
+                };
+                let owner = match &meta.user_id {
+                    None => None,
+                    Some(uid) => store.user_by_id(uid).await.map_err(|e| store_err(&e))?,
+                };
+                if let Actor::User { user_id, name, .. } = &self.actor
+                    && meta.user_id.as_deref() != Some(user_id.as_str())
+                {
+                    return Err(self.denied(action, &self.user_resource(name)));
+                }
+                let last = self
+                    .state
+                    .pending_last_used(access_key_id)
+                    .or(meta.last_used);
+                Ok(IamOutput::AccessKeyLastUsed {
+                    user_name: owner.map(|u| u.name),
+                    last_used_date: last.as_ref().map(|(t, _, _)| iso8601(*t)),
+                    region: last
+                        .as_ref()
+                        .map_or_else(|| "N/A".into(), |(_, r, _)| r.clone()),
+                    service: last
+                        .as_ref()
+                        .map_or_else(|| "N/A".into(), |(_, _, s)| s.clone()),
+                })
+            }
+            IamAction::CreateVirtualMfaDevice { name, path } => {
+                let serial = format!("arn:aws:iam::{}:mfa{path}{name}", self.state.account);
+                let mut raw = zeroize::Zeroizing::new([0u8; 40]);
+                stsd_core::random_fill(raw.as_mut());
+                let seed = stsd_core::secret::Secret::new(
+                    data_encoding::BASE32_NOPAD.encode(raw.as_ref()),
+                );
+                let (created_by, label_account) = match &self.actor {
+                    Actor::Root => (ROOT_OWNER.to_owned(), self.state.account.clone()),
+                    Actor::User { user_id, name, .. } => (user_id.clone(), name.clone()),
+                };
+                let uri = format!(
+                    "otpauth://totp/{}@{}?secret={}",
+                    uri_escape(name),
+                    uri_escape(&label_account),
+                    seed.expose()
+                );
+                let png = crate::qr::png(&uri).map_err(|e| {
+                    tracing::error!(error = %e, "QR code generation failed");
+                    ApiError::internal()
+                })?;
+                store
+                    .create_mfa_device(
+                        &serial,
+                        DeviceKind::Virtual,
+                        name,
+                        path,
+                        &seed,
+                        Some(&created_by),
+                        now,
+                    )
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::AlreadyExists => ApiError::entity_already_exists(
+                            "MFADevice entity at the same path and name already exists.",
+                        ),
+                        e => store_err(&e),
+                    })?;
+                tracing::info!(serial = %serial, "virtual MFA device created");
+                Ok(IamOutput::NewVirtualMfaDevice {
+                    serial_number: serial,
+                    base32_seed: seed.expose().to_owned(),
+                    qr_code_png: png,
+                })
+            }
+            IamAction::EnableMfaDevice {
+                user_name,
+                serial_number,
+                code1,
+                code2,
+            } => {
+                let target = self.target(action, Some(user_name)).await?;
+                self.enable_device(&target, serial_number, code1, code2, now)
+                    .await?;
+                Ok(IamOutput::Empty {
+                    action: "EnableMFADevice",
+                })
+            }
+            IamAction::ResyncMfaDevice {
+                user_name,
+                serial_number,
+                code1,
+                code2,
+            } => {
+                let target = self.target(action, Some(user_name)).await?;
+                let device = store
+                    .mfa_device(serial_number)
+                    .await
+                    .map_err(|e| store_err(&e))?;
+                let Some(device) = device.filter(|d| d.owner.as_deref() == Some(target.owner()))
+                else {
+                    return Err(no_such_device(serial_number));
+                };
+                let secret = seed_bytes(&device.seed)?;
+                let now_step = totp::step_at(now);
+                let step =
+                    totp::verify_consecutive(&secret, code1, code2, now_step, RESYNC_WINDOW_STEPS)
+                        .filter(|s| device.last_step.is_none_or(|l| *s > l + 1))
+                        .ok_or_else(ApiError::invalid_authentication_code)?;
+                if !store
+                    .resync_mfa_device(serial_number, step, step - now_step)
+                    .await
+                    .map_err(|e| store_err(&e))?
+                {
+                    return Err(ApiError::invalid_authentication_code());
+                }
+                tracing::info!(serial = %serial_number, drift_steps = step - now_step, "MFA device resynchronised");
+                Ok(IamOutput::Empty {
+                    action: "ResyncMFADevice",
+                })
+            }
+            IamAction::DeactivateMfaDevice {
+                user_name,
+                serial_number,
+            } => {
+                let target = self.target(action, user_name.as_deref()).await?;
+                store
+                    .deactivate_mfa_device(serial_number, target.owner())
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound => no_such_device(serial_number),
+                        e => store_err(&e),
+                    })?;
+                tracing::info!(serial = %serial_number, "MFA device deactivated");
+                Ok(IamOutput::Empty {
+                    action: "DeactivateMFADevice",
+                })
+            }
+            IamAction::DeleteVirtualMfaDevice { serial_number } => {
+                if let Actor::User { user_id, .. } = &self.actor {
+                    let d = store
+                        .mfa_device(serial_number)
+                        .await
+                        .map_err(|e| store_err(&e))?;
+                    if d.as_ref()
+                        .is_some_and(|d| d.created_by.as_deref() != Some(user_id.as_str()))
+                    {
+                        return Err(self.denied(action, serial_number));
+                    }
+                }
+                store
+                    .delete_virtual_mfa_device(serial_number)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::NotFound => no_such_device(serial_number),
+                        StoreError::Conflict(_) => ApiError::delete_conflict(
+                            "MFA device is still in use: deactivate it before deleting it.",
+                        ),
+                        e => store_err(&e),
+                    })?;
+                Ok(IamOutput::Empty {
+                    action: "DeleteVirtualMFADevice",
+                })
+            }
+            IamAction::ListMfaDevices { user_name, page } => {
+                let target = self.target(action, user_name.as_deref()).await?;
+                let (devices, next_marker) = paged(
+                    store
+                        .list_mfa_devices(
+                            target.owner(),
+                            page.marker.as_deref(),
+                            page.max_items + 1,
+                        )
+                        .await
+                        .map_err(|e| store_err(&e))?,
+                    page,
+                    |d| d.serial_number.clone(),
+                );
+                Ok(IamOutput::MfaDevices {
+                    user_name: target
+                        .user_name()
+                        .unwrap_or_else(|| self.state.account.clone()),
+                    devices: devices
+                        .iter()
+                        .map(|d| MfaDeviceView {
+                            serial_number: d.serial_number.clone(),
+                            user: None,
+                            enable_date: d.enabled_at.map(iso8601),
+                        })
+                        .collect(),
+                    next_marker,
+                })
+            }
+            IamAction::ListVirtualMfaDevices { assignment, page } => {
+                let filter = match assignment {
+                    Assignment::Any => None,
+                    Assignment::Assigned => Some(true),
+                    Assignment::Unassigned => Some(false),
+                };
+                let (devices, next_marker) = paged(
+                    store
+                        .list_virtual_mfa_devices(
+                            filter,
+                            page.marker.as_deref(),
+                            page.max_items + 1,
+                        )
+                        .await
+                        .map_err(|e| store_err(&e))?,
+                    page,
+                    |d| d.serial_number.clone(),
+                );
+                let mut views = Vec::with_capacity(devices.len());
+                for d in &devices {
+                    let user = match &d.owner {
+                        Some(o) => self.owner_view(o).await?,
+                        None => None,
+                    };
+                    views.push(MfaDeviceView {
+                        serial_number: d.serial_number.clone(),
+                        user,
+                        enable_date: d.enabled_at.map(iso8601),
+                    });
+                }
+                Ok(IamOutput::VirtualMfaDevices {
+                    devices: views,
+                    next_marker,
+                })
+            }
+            IamAction::GetMfaDevice {
+                serial_number,
+                user_name,
+            } => {
+                let target = self.target(action, user_name.as_deref()).await?;
+                let d = store
+                    .mfa_device(serial_number)
+                    .await
+                    .map_err(|e| store_err(&e))?;
+                let Some(d) = d.filter(|d| d.owner.as_deref() == Some(target.owner())) else {
+                    return Err(no_such_device(serial_number));
+                };
+                Ok(IamOutput::MfaDevice {
+                    user_name: target.user_name(),
+                    serial_number: d.serial_number,
+                    enable_date: d.enabled_at.map(iso8601),
+                })
+            }
+        }
+    }
+
+    async fn enable_device(
+        &self,
+        target: &Target,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+        now: i64,
+    ) -> Result<(), ApiError> {
+        let store = &self.state.store;
+        let device = store.mfa_device(serial).await.map_err(|e| store_err(&e))?;
+        let Some(device) = device else {
+            return Err(no_such_device(serial));
+        };
+        if device.owner.is_some() {
+            return Err(ApiError::entity_already_exists(
+                "MFA Device is already in use.",
+            ));
+        }
+        let secret = seed_bytes(&device.seed)?;
+        let now_step = totp::step_at(now);
+        let step = totp::verify_consecutive(&secret, code1, code2, now_step, ENABLE_WINDOW_STEPS)
+            .ok_or_else(ApiError::invalid_authentication_code)?;
+        store
+            .enable_mfa_device(serial, target.owner(), now, step, step - now_step)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound => no_such_device(serial),
+                StoreError::AlreadyExists => {
+                    ApiError::entity_already_exists("MFA Device is already in use.")
+                }
+                StoreError::LimitExceeded => ApiError::limit_exceeded(format!(
+                    "Cannot exceed quota for MFADevicesPerUser: {MAX_DEVICES_PER_USER}"
+                )),
+                e => store_err(&e),
+            })?;
+        tracing::info!(serial = %serial, user = ?target.user_name(), "MFA device enabled");
+        Ok(())
+    }
+}
+
+/// Splits a `limit + 1` fetch into a page and the marker of the next one.
+fn paged<T>(
+    mut items: Vec<T>,
+    page: &Page,
+    key: impl Fn(&T) -> String,
+) -> (Vec<T>, Option<String>) {
+    let max = usize::try_from(page.max_items).unwrap_or(100);
+    if items.len() > max {
+        items.truncate(max);
+        let marker = items.last().map(key);
+        (items, marker)
+    } else {
+        (items, None)
+    }
+}
+
+/// Percent-escapes a URI label component (everything but unreserved characters).
+fn uri_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
