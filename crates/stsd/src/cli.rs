@@ -26,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the server.
     Serve(ServeArgs),
+    /// Manage users, access keys, MFA devices and the root key in a data directory.
+    Admin(crate::admin::AdminArgs),
 }
 
 /// Where the data lives (shared by `serve` and the admin commands).

@@ -667,6 +667,22 @@ impl<'a> Iam<'a> {
         }
     }
 
+    /// Enables a device for the account root (`stsd admin mfa enroll --root`; IAM's EnableMFADevice
+    /// always names a user).
+    ///
+    /// # Errors
+    /// As EnableMFADevice.
+    pub async fn enable_root_device(
+        &self,
+        serial: &str,
+        code1: &str,
+        code2: &str,
+    ) -> Result<(), ApiError> {
+        let now = self.state.clock.now();
+        self.enable_device(&Target::Root, serial, code1, code2, now)
+            .await
+    }
+
     async fn enable_device(
         &self,
         target: &Target,

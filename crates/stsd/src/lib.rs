@@ -5,6 +5,7 @@
 //! ([`stsd_proto`]) and runs it ([`sts`]) → every failure becomes an [`stsd_proto::ApiError`] in
 //! [`errors`] and is written as AWS's `ErrorResponse`.
 
+pub mod admin;
 pub mod auth;
 pub mod cli;
 pub mod errors;

@@ -6,9 +6,14 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // The server logs what it does; admin commands print their results and log only problems.
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        Command::Admin(_) => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_env("STSD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_env("STSD_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -25,6 +30,7 @@ fn main() -> std::process::ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Serve(args) => stsd::cli::serve(args).await,
+            Command::Admin(args) => stsd::admin::run(args).await,
         }
     });
     match result {

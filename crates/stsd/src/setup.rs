@@ -45,6 +45,20 @@ fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("creating {}", path.display()))
 }
 
+/// Writes a 0600 file, replacing an existing one atomically (write to a temporary name, then rename).
+///
+/// # Errors
+/// I/O errors.
+pub fn replace_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    if tmp.exists() {
+        std::fs::remove_file(&tmp)?;
+    }
+    write_private(&tmp, contents)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))?;
+    Ok(())
+}
+
 fn create_dir_private(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
         return Ok(());
@@ -177,10 +191,7 @@ pub async fn ensure_root_key(
         "[stsd-root]\naws_access_key_id = {id}\naws_secret_access_key = {}\n",
         secret.expose()
     ));
-    if file.exists() {
-        std::fs::remove_file(&file)?;
-    }
-    write_private(&file, text.as_bytes())?;
+    replace_private(&file, text.as_bytes())?;
     store.insert_root_key(&id, &secret, now).await?;
     Ok(RootKeyOutcome::Generated(id, secret))
 }

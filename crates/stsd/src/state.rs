@@ -8,6 +8,9 @@ use stsd_store::{AccessKey, Store};
 
 /// The largest number of access keys kept in the in-memory cache.
 pub const KEY_CACHE_CAPACITY: usize = 100_000;
+/// How long a cached access key is trusted. Changes made through this node's API are visible at once;
+/// changes made elsewhere (another node, `stsd admin` on the data directory) within this bound.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Where the time comes from. Tests of time-dependent behaviour run the server with an offset.
 #[derive(Debug, Clone, Copy, Default)]
@@ -70,7 +73,7 @@ pub struct AppState {
     /// MFA rules.
     pub mfa: MfaPolicy,
     last_used: Mutex<HashMap<String, LastUse>>,
-    key_cache: RwLock<HashMap<String, Arc<AccessKey>>>,
+    key_cache: RwLock<HashMap<String, (std::time::Instant, Arc<AccessKey>)>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -121,7 +124,8 @@ impl AppState {
         id: &str,
     ) -> Result<Option<Arc<AccessKey>>, stsd_store::StoreError> {
         if let Ok(cache) = self.key_cache.read()
-            && let Some(k) = cache.get(id)
+            && let Some((at, k)) = cache.get(id)
+            && at.elapsed() < KEY_CACHE_TTL
         {
             return Ok(Some(Arc::clone(k)));
         }
@@ -134,7 +138,7 @@ impl AppState {
                 // Crude but bounded: start over rather than grow. Lookups refill what is hot.
                 cache.clear();
             }
-            cache.insert(id.to_owned(), Arc::clone(&key));
+            cache.insert(id.to_owned(), (std::time::Instant::now(), Arc::clone(&key)));
         }
         Ok(Some(key))
     }

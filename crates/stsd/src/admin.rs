@@ -1,0 +1,739 @@
+//! `stsd admin`: operator commands against a data directory (the server may be running: SQLite allows
+//! it, and the server's key cache trusts entries for at most a few seconds).
+//!
+//! The user, key and device commands run the same IAM code as the HTTP API, in-process, as the account
+//! root, so they follow exactly the same rules and produce the same errors.
+
+use crate::iam::{Actor, Iam};
+use crate::setup::{self, ROOT_CREDENTIALS_FILE};
+use crate::state::{AppState, Clock};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use std::io::{BufRead, Write};
+use stsd_core::ids;
+use stsd_core::secret::Secret;
+use stsd_proto::iam::{Assignment, IamAction, IamOutput, Page};
+use stsd_store::iam::DeviceKind;
+
+/// `stsd admin` options.
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(flatten)]
+    pub store: crate::cli::StoreArgs,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// Admin command groups.
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// IAM users.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Access keys of users or of the root.
+    #[command(subcommand)]
+    Key(KeyCmd),
+    /// MFA devices.
+    #[command(subcommand)]
+    Mfa(MfaCmd),
+    /// The account root's credentials.
+    #[command(subcommand)]
+    Root(RootCmd),
+}
+
+/// `stsd admin user ...`
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Create a user.
+    Create {
+        name: String,
+        #[arg(long, default_value = "/")]
+        path: String,
+    },
+    /// Show a user.
+    Get { name: String },
+    /// List users.
+    List {
+        #[arg(long, default_value = "/")]
+        path_prefix: String,
+    },
+    /// Delete a user (its keys and MFA devices must be removed first).
+    Delete { name: String },
+}
+
+/// `stsd admin key ...`
+#[derive(Debug, Subcommand)]
+pub enum KeyCmd {
+    /// Create an access key (the secret is shown once). Without --user: a root key.
+    Create {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// List access keys.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Deactivate a key (it is refused until activated again).
+    Deactivate {
+        access_key_id: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Activate a key.
+    Activate {
+        access_key_id: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Delete a key.
+    Delete {
+        access_key_id: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+/// `stsd admin mfa ...`
+#[derive(Debug, Subcommand)]
+pub enum MfaCmd {
+    /// Create a virtual device for USER (or --root), show its QR code, ask for two codes, enable it.
+    Enroll {
+        /// The user (omit with --root).
+        user: Option<String>,
+        /// Enrol a device for the account root.
+        #[arg(long, conflicts_with = "user")]
+        root: bool,
+        /// Device name (default: the user name, or "root").
+        #[arg(long)]
+        name: Option<String>,
+        /// First code (otherwise asked for).
+        #[arg(long, requires = "code2")]
+        code1: Option<String>,
+        /// Second, consecutive code (otherwise asked for).
+        #[arg(long, requires = "code1")]
+        code2: Option<String>,
+    },
+    /// Import a hardware TOTP token by serial and base32 seed; enable it with `mfa enable`.
+    ImportHardware {
+        /// Serial number, e.g. GAHT12345678.
+        #[arg(long)]
+        serial: String,
+        /// File holding the base32 seed (or set STSD_MFA_SEED).
+        #[arg(long)]
+        seed_file: Option<std::path::PathBuf>,
+    },
+    /// Enable a device (virtual or hardware) for a user or the root with two consecutive codes.
+    Enable {
+        serial: String,
+        #[arg(long, required_unless_present = "root")]
+        user: Option<String>,
+        #[arg(long, conflicts_with = "user")]
+        root: bool,
+        #[arg(long)]
+        code1: String,
+        #[arg(long)]
+        code2: String,
+    },
+    /// List the devices of a user (or the root), or every virtual device with --all.
+    List {
+        #[arg(long)]
+        user: Option<String>,
+        #[arg(long, conflicts_with = "user")]
+        all: bool,
+    },
+    /// Deactivate a device.
+    Deactivate {
+        serial: String,
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Delete an unassigned virtual device.
+    Delete { serial: String },
+    /// Require (or stop requiring) MFA for a user's GetSessionToken.
+    Require {
+        user: String,
+        /// `on` or `off`.
+        #[arg(value_parser = ["on", "off"])]
+        state: String,
+    },
+}
+
+/// `stsd admin root ...`
+#[derive(Debug, Subcommand)]
+pub enum RootCmd {
+    /// Show the root credentials.
+    Show,
+    /// Create a new root key, delete the old ones, rewrite DATA_DIR/root-credentials.
+    Rotate,
+}
+
+/// Like `println!`, but a closed stdout (`stsd admin ... | head`) ends output quietly instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+struct Out {
+    json: bool,
+}
+
+fn json_str(s: &str) -> String {
+    let mut o = String::with_capacity(s.len() + 2);
+    o.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => o.push_str("\\\""),
+            '\\' => o.push_str("\\\\"),
+            '\n' => o.push_str("\\n"),
+            c if (c as u32) < 0x20 => o.push_str(&format!("\\u{:04x}", c as u32)),
+            c => o.push(c),
+        }
+    }
+    o.push('"');
+    o
+}
+
+/// A flat JSON object from (key, value) pairs; `None` values are written as null.
+fn json_obj(pairs: &[(&str, Option<String>)]) -> String {
+    let body: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| {
+            format!(
+                "{}: {}",
+                json_str(k),
+                v.as_deref().map_or("null".into(), json_str)
+            )
+        })
+        .collect();
+    format!("{{{}}}", body.join(", "))
+}
+
+impl Out {
+    fn print(&self, out: &IamOutput) {
+        match out {
+            IamOutput::User { user, .. } => {
+                if self.json {
+                    outln!(
+                        "{}",
+                        json_obj(&[
+                            ("UserName", Some(user.user_name.clone())),
+                            ("UserId", Some(user.user_id.clone())),
+                            ("Arn", Some(user.arn.clone())),
+                            ("Path", Some(user.path.clone())),
+                            ("CreateDate", Some(user.create_date.clone())),
+                        ])
+                    );
+                } else {
+                    outln!(
+                        "{}\t{}\t{}\t{}",
+                        user.user_name,
+                        user.user_id,
+                        user.arn,
+                        user.create_date
+                    );
+                }
+            }
+            IamOutput::Users { users, .. } => {
+                if self.json {
+                    let items: Vec<String> = users
+                        .iter()
+                        .map(|u| {
+                            json_obj(&[
+                                ("UserName", Some(u.user_name.clone())),
+                                ("UserId", Some(u.user_id.clone())),
+                                ("Arn", Some(u.arn.clone())),
+                                ("Path", Some(u.path.clone())),
+                                ("CreateDate", Some(u.create_date.clone())),
+                            ])
+                        })
+                        .collect();
+                    outln!("[{}]", items.join(", "));
+                } else {
+                    for u in users {
+                        outln!(
+                            "{}\t{}\t{}\t{}",
+                            u.user_name,
+                            u.user_id,
+                            u.arn,
+                            u.create_date
+                        );
+                    }
+                }
+            }
+            IamOutput::NewAccessKey {
+                key,
+                secret_access_key,
+            } => {
+                if self.json {
+                    outln!(
+                        "{}",
+                        json_obj(&[
+                            ("UserName", key.user_name.clone()),
+                            ("AccessKeyId", Some(key.access_key_id.clone())),
+                            ("SecretAccessKey", Some(secret_access_key.clone())),
+                            ("Status", Some(key.status.clone())),
+                        ])
+                    );
+                } else {
+                    outln!("access key id:     {}", key.access_key_id);
+                    outln!("secret access key: {secret_access_key}");
+                    outln!("(the secret is shown only now; store it safely)");
+                }
+            }
+            IamOutput::AccessKeys { keys, .. } => {
+                if self.json {
+                    let items: Vec<String> = keys
+                        .iter()
+                        .map(|k| {
+                            json_obj(&[
+                                ("UserName", k.user_name.clone()),
+                                ("AccessKeyId", Some(k.access_key_id.clone())),
+                                ("Status", Some(k.status.clone())),
+                                ("CreateDate", Some(k.create_date.clone())),
+                            ])
+                        })
+                        .collect();
+                    outln!("[{}]", items.join(", "));
+                } else {
+                    for k in keys {
+                        outln!("{}\t{}\t{}", k.access_key_id, k.status, k.create_date);
+                    }
+                }
+            }
+            IamOutput::MfaDevices { devices, .. }
+            | IamOutput::VirtualMfaDevices { devices, .. } => {
+                if self.json {
+                    let items: Vec<String> = devices
+                        .iter()
+                        .map(|d| {
+                            json_obj(&[
+                                ("SerialNumber", Some(d.serial_number.clone())),
+                                ("UserArn", d.user.as_ref().map(|u| u.arn.clone())),
+                                ("EnableDate", d.enable_date.clone()),
+                            ])
+                        })
+                        .collect();
+                    outln!("[{}]", items.join(", "));
+                } else {
+                    for d in devices {
+                        outln!(
+                            "{}\t{}\t{}",
+                            d.serial_number,
+                            d.user.as_ref().map_or("-", |u| u.arn.as_str()),
+                            d.enable_date.as_deref().unwrap_or("-")
+                        );
+                    }
+                }
+            }
+            IamOutput::Empty { action } => {
+                if self.json {
+                    outln!(
+                        "{}",
+                        json_obj(&[("Result", Some(format!("{action}: done")))])
+                    );
+                } else {
+                    outln!("ok");
+                }
+            }
+            other => outln!("{other:?}"),
+        }
+    }
+}
+
+fn prompt(label: &str) -> anyhow::Result<String> {
+    eprint!("{label}");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    let n = std::io::stdin().lock().read_line(&mut line)?;
+    if n == 0 {
+        bail!("no input: expected {}", label.trim_end_matches([':', ' ']));
+    }
+    Ok(line.trim().to_owned())
+}
+
+async fn open_state(args: &AdminArgs) -> anyhow::Result<AppState> {
+    let cfg = args.store.store_config();
+    if cfg.database_url.is_none() && !cfg.data_dir.join(setup::DB_FILE).exists() {
+        bail!(
+            "no stsd database in {} (start `stsd serve --data-dir {}` once, or pass --data-dir)",
+            cfg.data_dir.display(),
+            cfg.data_dir.display()
+        );
+    }
+    let store = setup::open_store(&cfg).await?;
+    let account = store.init_account(None).await?;
+    let clock = Clock::default();
+    let ring = store.load_key_ring(clock.now()).await?;
+    Ok(AppState::new(store, ring, account, None, clock))
+}
+
+fn page() -> Page {
+    Page {
+        marker: None,
+        max_items: 1000,
+    }
+}
+
+/// Runs `stsd admin ...`.
+///
+/// # Errors
+/// Any failure, with a message for the operator (IAM errors keep their AWS code and message).
+pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    let state = open_state(&args).await?;
+    let out = Out { json: args.json };
+    let iam = Iam::new(&state, Actor::Root);
+    let exec = |action: IamAction| {
+        let iam = &iam;
+        async move {
+            iam.execute(&action)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
+        }
+    };
+    let result = match &args.command {
+        AdminCommand::User(cmd) => {
+            let action = match cmd {
+                UserCmd::Create { name, path } => IamAction::CreateUser {
+                    user_name: name.clone(),
+                    path: path.clone(),
+                },
+                UserCmd::Get { name } => IamAction::GetUser {
+                    user_name: Some(name.clone()),
+                },
+                UserCmd::List { path_prefix } => IamAction::ListUsers {
+                    path_prefix: path_prefix.clone(),
+                    page: page(),
+                },
+                UserCmd::Delete { name } => IamAction::DeleteUser {
+                    user_name: name.clone(),
+                },
+            };
+            exec(action).await.map(|o| out.print(&o))
+        }
+        AdminCommand::Key(cmd) => {
+            let action = match cmd {
+                KeyCmd::Create { user } => IamAction::CreateAccessKey {
+                    user_name: user.clone(),
+                },
+                KeyCmd::List { user } => IamAction::ListAccessKeys {
+                    user_name: user.clone(),
+                    page: page(),
+                },
+                KeyCmd::Deactivate {
+                    access_key_id,
+                    user,
+                } => IamAction::UpdateAccessKey {
+                    user_name: user.clone(),
+                    access_key_id: access_key_id.clone(),
+                    active: false,
+                },
+                KeyCmd::Activate {
+                    access_key_id,
+                    user,
+                } => IamAction::UpdateAccessKey {
+                    user_name: user.clone(),
+                    access_key_id: access_key_id.clone(),
+                    active: true,
+                },
+                KeyCmd::Delete {
+                    access_key_id,
+                    user,
+                } => IamAction::DeleteAccessKey {
+                    user_name: user.clone(),
+                    access_key_id: access_key_id.clone(),
+                },
+            };
+            exec(action).await.map(|o| out.print(&o))
+        }
+        AdminCommand::Mfa(cmd) => mfa(&state, &iam, &out, cmd).await,
+        AdminCommand::Root(cmd) => root(&state, &args, &out, cmd).await,
+    };
+    state.store.close().await;
+    result
+}
+
+async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow::Result<()> {
+    let api = |e: stsd_proto::ApiError| anyhow::anyhow!("{}: {}", e.code, e.message);
+    match cmd {
+        MfaCmd::Enroll {
+            user,
+            root,
+            name,
+            code1,
+            code2,
+        } => {
+            if user.is_none() && !*root {
+                bail!("name a user, or pass --root");
+            }
+            let device_name = name
+                .clone()
+                .or_else(|| user.clone())
+                .unwrap_or_else(|| "root".into());
+            let created = iam
+                .execute(&IamAction::CreateVirtualMfaDevice {
+                    name: device_name.clone(),
+                    path: "/".into(),
+                })
+                .await
+                .map_err(api)?;
+            let IamOutput::NewVirtualMfaDevice {
+                serial_number,
+                base32_seed,
+                ..
+            } = created
+            else {
+                bail!("unexpected answer to CreateVirtualMFADevice");
+            };
+            let label = user.clone().unwrap_or_else(|| state.account.clone());
+            let uri = format!("otpauth://totp/{device_name}@{label}?secret={base32_seed}");
+            if !out.json {
+                eprintln!("{}", crate::qr::terminal(&uri)?);
+                eprintln!(
+                    "Scan the code above, or enter this URI in an authenticator app:\n  {uri}\n"
+                );
+            }
+            let (c1, c2) = match (code1, code2) {
+                (Some(a), Some(b)) => (a.clone(), b.clone()),
+                _ => {
+                    let a = prompt("First code from the app: ")?;
+                    let b = prompt("Wait for the next code, then enter it: ")?;
+                    (a, b)
+                }
+            };
+            let enabled = match user {
+                Some(u) => iam
+                    .execute(&IamAction::EnableMfaDevice {
+                        user_name: u.clone(),
+                        serial_number: serial_number.clone(),
+                        code1: c1,
+                        code2: c2,
+                    })
+                    .await
+                    .map(|_| ()),
+                None => iam.enable_root_device(&serial_number, &c1, &c2).await,
+            };
+            if let Err(e) = enabled {
+                // Leave nothing half-done: the unassigned device is removed again.
+                let _ = iam
+                    .execute(&IamAction::DeleteVirtualMfaDevice {
+                        serial_number: serial_number.clone(),
+                    })
+                    .await;
+                return Err(api(e));
+            }
+            if out.json {
+                outln!(
+                    "{}",
+                    json_obj(&[
+                        ("SerialNumber", Some(serial_number)),
+                        ("Enabled", Some("true".into()))
+                    ])
+                );
+            } else {
+                outln!("MFA device {serial_number} enabled");
+            }
+            Ok(())
+        }
+        MfaCmd::ImportHardware { serial, seed_file } => {
+            let seed = match seed_file {
+                Some(p) => std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?,
+                None => std::env::var("STSD_MFA_SEED")
+                    .context("pass --seed-file or set STSD_MFA_SEED")?,
+            };
+            let seed = seed.trim().trim_end_matches('=').to_ascii_uppercase();
+            let decoded = data_encoding::BASE32_NOPAD
+                .decode(seed.as_bytes())
+                .context("the seed must be base32 (A-Z, 2-7)")?;
+            if decoded.len() < 10 {
+                bail!(
+                    "the seed is too short: at least 80 bits (16 base32 characters) are required"
+                );
+            }
+            let valid = (9..=256).contains(&serial.len())
+                && serial
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_+=/:,.@-".contains(c));
+            if !valid {
+                bail!("the serial must be 9 to 256 characters of [A-Za-z0-9_+=/:,.@-]");
+            }
+            state
+                .store
+                .create_mfa_device(
+                    serial,
+                    DeviceKind::Hardware,
+                    serial,
+                    "/",
+                    &Secret::new(seed),
+                    Some("root"),
+                    state.clock.now(),
+                )
+                .await
+                .map_err(|e| match e {
+                    stsd_store::StoreError::AlreadyExists => {
+                        anyhow::anyhow!("a device with serial {serial} exists already")
+                    }
+                    e => e.into(),
+                })?;
+            if out.json {
+                outln!(
+                    "{}",
+                    json_obj(&[
+                        ("SerialNumber", Some(serial.clone())),
+                        ("Imported", Some("true".into()))
+                    ])
+                );
+            } else {
+                outln!(
+                    "hardware token {serial} imported; enable it with `stsd admin mfa enable {serial} --user NAME --code1 .. --code2 ..`"
+                );
+            }
+            Ok(())
+        }
+        MfaCmd::Enable {
+            serial,
+            user,
+            root: _,
+            code1,
+            code2,
+        } => {
+            match user {
+                Some(u) => {
+                    iam.execute(&IamAction::EnableMfaDevice {
+                        user_name: u.clone(),
+                        serial_number: serial.clone(),
+                        code1: code1.clone(),
+                        code2: code2.clone(),
+                    })
+                    .await
+                    .map_err(api)?;
+                }
+                None => iam
+                    .enable_root_device(serial, code1, code2)
+                    .await
+                    .map_err(api)?,
+            }
+            out.print(&IamOutput::Empty {
+                action: "EnableMFADevice",
+            });
+            Ok(())
+        }
+        MfaCmd::List { user, all } => {
+            let action = if *all {
+                IamAction::ListVirtualMfaDevices {
+                    assignment: Assignment::Any,
+                    page: page(),
+                }
+            } else {
+                IamAction::ListMfaDevices {
+                    user_name: user.clone(),
+                    page: page(),
+                }
+            };
+            out.print(&iam.execute(&action).await.map_err(api)?);
+            Ok(())
+        }
+        MfaCmd::Deactivate { serial, user } => {
+            let o = iam
+                .execute(&IamAction::DeactivateMfaDevice {
+                    user_name: user.clone(),
+                    serial_number: serial.clone(),
+                })
+                .await
+                .map_err(api)?;
+            out.print(&o);
+            Ok(())
+        }
+        MfaCmd::Delete { serial } => {
+            let o = iam
+                .execute(&IamAction::DeleteVirtualMfaDevice {
+                    serial_number: serial.clone(),
+                })
+                .await
+                .map_err(api)?;
+            out.print(&o);
+            Ok(())
+        }
+        MfaCmd::Require { user, state: on } => {
+            let u = state.store.user_by_name(user).await?.with_context(|| {
+                format!("NoSuchEntity: The user with name {user} cannot be found.")
+            })?;
+            state
+                .store
+                .set_user_mfa_required(&u.user_id, on == "on")
+                .await?;
+            out.print(&IamOutput::Empty {
+                action: "RequireMFA",
+            });
+            Ok(())
+        }
+    }
+}
+
+async fn root(state: &AppState, args: &AdminArgs, out: &Out, cmd: &RootCmd) -> anyhow::Result<()> {
+    match cmd {
+        RootCmd::Show => {
+            let keys = state.store.root_keys().await?;
+            let Some(k) = keys.first() else {
+                bail!("the root has no access key")
+            };
+            if out.json {
+                outln!(
+                    "{}",
+                    json_obj(&[
+                        ("Account", Some(state.account.clone())),
+                        ("AccessKeyId", Some(k.access_key_id.clone())),
+                        ("SecretAccessKey", Some(k.secret.expose().to_owned())),
+                    ])
+                );
+            } else {
+                outln!(
+                    "[stsd-root]\naws_access_key_id = {}\naws_secret_access_key = {}",
+                    k.access_key_id,
+                    k.secret.expose()
+                );
+            }
+            Ok(())
+        }
+        RootCmd::Rotate => {
+            let old = state.store.root_keys().await?;
+            let id = ids::new_long_term_key_id(state.account_id);
+            let secret = ids::new_secret_access_key();
+            state
+                .store
+                .insert_root_key(&id, &secret, state.clock.now())
+                .await?;
+            for k in &old {
+                state.store.delete_root_key(&k.access_key_id).await?;
+            }
+            let file = args.store.data_dir.join(ROOT_CREDENTIALS_FILE);
+            let text = zeroize::Zeroizing::new(format!(
+                "[stsd-root]\naws_access_key_id = {id}\naws_secret_access_key = {}\n",
+                secret.expose()
+            ));
+            setup::replace_private(&file, text.as_bytes())?;
+            if out.json {
+                outln!(
+                    "{}",
+                    json_obj(&[
+                        ("AccessKeyId", Some(id)),
+                        ("SecretAccessKey", Some(secret.expose().to_owned()))
+                    ])
+                );
+            } else {
+                outln!(
+                    "new root key {id} (old keys deleted; running servers refuse them within a few seconds)\naws_secret_access_key = {}\nwritten to {}",
+                    secret.expose(),
+                    file.display()
+                );
+            }
+            Ok(())
+        }
+    }
+}
