@@ -10,8 +10,10 @@
 
 pub mod iam;
 pub mod migrations;
+pub mod ops;
 
 pub use iam::{DeviceKind, KeyMeta, MfaDevice};
+pub use ops::TokenKeyInfo;
 
 use migrations::{Dialect, MIGRATIONS};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -174,15 +176,15 @@ impl std::fmt::Debug for Store {
     }
 }
 
-const MASTER_CHECK_NAME: &str = "master_key_check";
-const MASTER_CHECK_PLAIN: &[u8] = b"stsd master key check v1";
+pub(crate) const MASTER_CHECK_NAME: &str = "master_key_check";
+pub(crate) const MASTER_CHECK_PLAIN: &[u8] = b"stsd master key check v1";
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
 
-fn access_key_context(id: &str) -> Vec<u8> {
+pub(crate) fn access_key_context(id: &str) -> Vec<u8> {
     format!("access_key:{id}").into_bytes()
 }
 
-fn token_key_context(id: i64) -> Vec<u8> {
+pub(crate) fn token_key_context(id: i64) -> Vec<u8> {
     format!("token_key:{id}").into_bytes()
 }
 
@@ -249,6 +251,26 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn migrate(&self) -> Result<usize> {
+        // Several nodes may start at once: on PostgreSQL they take turns (a session advisory lock held on
+        // one pooled connection). SQLite serialises writers by itself.
+        let mut lock_conn = None;
+        if self.dialect == Dialect::Postgres {
+            let mut c = self.pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock(7375640)")
+                .execute(&mut *c)
+                .await?;
+            lock_conn = Some(c);
+        }
+        let result = self.apply_migrations().await;
+        if let Some(mut c) = lock_conn {
+            sqlx::query("SELECT pg_advisory_unlock(7375640)")
+                .execute(&mut *c)
+                .await?;
+        }
+        result
+    }
+
+    async fn apply_migrations(&self) -> Result<usize> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS stsd_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
         )
@@ -625,7 +647,7 @@ impl Store {
     }
 }
 
-fn encode_hex(b: &[u8]) -> String {
+pub(crate) fn encode_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 

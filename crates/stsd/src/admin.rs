@@ -42,6 +42,52 @@ pub enum AdminCommand {
     /// The account root's credentials.
     #[command(subcommand)]
     Root(RootCmd),
+    /// The token key ring (keys that seal session tokens).
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// The master key that encrypts stored secrets.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCmd),
+    /// Session revocation.
+    #[command(subcommand)]
+    Sessions(SessionsCmd),
+}
+
+/// `stsd admin keys ...`
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// List token keys.
+    List,
+    /// Add a token key that starts sealing tokens after every node has loaded it (--delay seconds), and
+    /// retire keys that can no longer have sealed a live session.
+    Rotate {
+        /// Seconds until the new key seals tokens (at least twice the nodes' 10 s refresh).
+        #[arg(long, default_value_t = 30)]
+        delay: i64,
+    },
+}
+
+/// `stsd admin master-key ...`
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCmd {
+    /// Re-encrypt every stored secret under a new master key (written to --new-key-file, which must not
+    /// exist yet). Stop every node first, then restart them with the new key file.
+    Rotate {
+        #[arg(long)]
+        new_key_file: std::path::PathBuf,
+    },
+}
+
+/// `stsd admin sessions ...`
+#[derive(Debug, Subcommand)]
+pub enum SessionsCmd {
+    /// Invalidate every session issued so far to a user (or the root), on every node within seconds.
+    Revoke {
+        #[arg(long, required_unless_present = "root")]
+        user: Option<String>,
+        #[arg(long, conflicts_with = "user")]
+        root: bool,
+    },
 }
 
 /// `stsd admin user ...`
@@ -386,6 +432,9 @@ fn page() -> Page {
 /// Any failure, with a message for the operator (IAM errors keep their AWS code and message).
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let state = open_state(&args).await?;
+    if let AdminCommand::MasterKey(MasterKeyCmd::Rotate { new_key_file }) = &args.command {
+        return rotate_master_key(state, new_key_file).await;
+    }
     let out = Out { json: args.json };
     let iam = Iam::new(&state, Actor::Root);
     let exec = |action: IamAction| {
@@ -453,6 +502,31 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         }
         AdminCommand::Mfa(cmd) => mfa(&state, &iam, &out, cmd).await,
         AdminCommand::Root(cmd) => root(&state, &args, &out, cmd).await,
+        AdminCommand::Keys(cmd) => keys(&state, &out, cmd).await,
+        AdminCommand::Sessions(SessionsCmd::Revoke { user, root: _ }) => {
+            let principal = match user {
+                Some(name) => {
+                    state
+                        .store
+                        .user_by_name(name)
+                        .await?
+                        .with_context(|| {
+                            format!("NoSuchEntity: The user with name {name} cannot be found.")
+                        })?
+                        .user_id
+                }
+                None => stsd_store::iam::ROOT_OWNER.to_owned(),
+            };
+            // "Not before" the next second: every session issued up to now (same second included) is revoked.
+            let t = state.clock.now() + 1;
+            state.store.revoke_sessions(&principal, t).await?;
+            out.print(&IamOutput::Empty {
+                action: "RevokeSessions",
+            });
+            Ok(())
+        }
+        // Handled before the executor borrows the state.
+        AdminCommand::MasterKey(_) => Ok(()),
     };
     state.store.close().await;
     result
@@ -671,6 +745,75 @@ async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow
             out.print(&IamOutput::Empty {
                 action: "RequireMFA",
             });
+            Ok(())
+        }
+    }
+}
+
+async fn rotate_master_key(state: AppState, new_key_file: &std::path::Path) -> anyhow::Result<()> {
+    if new_key_file.exists() {
+        bail!("{} exists already; name a new file", new_key_file.display());
+    }
+    let bytes = stsd_core::crypto::SealingKey::generate_bytes();
+    let new_key = stsd_core::crypto::SealingKey::from_bytes(bytes.as_ref())?;
+    let text = stsd_core::crypto::format_key_file(bytes.as_ref());
+    // Write the new key file first: if re-encryption fails the database keeps the old key and
+    // the unused file can be deleted; if it succeeds, the key is already safely on disk.
+    setup::replace_private(new_key_file, text.as_bytes())?;
+    let AppState { store, .. } = state;
+    let store = store.rotate_master_key(new_key).await?;
+    store.close().await;
+    outln!(
+        "every secret is now encrypted under {}; restart each node with --master-key-file {} (or replace its master.key)",
+        new_key_file.display(),
+        new_key_file.display()
+    );
+    Ok(())
+}
+
+async fn keys(state: &AppState, out: &Out, cmd: &KeysCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeysCmd::List => {
+            for k in state.store.token_keys().await? {
+                let status = match k.retired_at {
+                    Some(_) => "retired",
+                    None if k.valid_from > state.clock.now() => "pending",
+                    None => "active",
+                };
+                if out.json {
+                    outln!(
+                        "{}",
+                        json_obj(&[
+                            ("KeyId", Some(k.key_id.to_string())),
+                            ("Status", Some(status.into())),
+                            ("ValidFrom", Some(stsd_core::timefmt::iso8601(k.valid_from))),
+                        ])
+                    );
+                } else {
+                    outln!(
+                        "{}\t{}\tvalid from {}",
+                        k.key_id,
+                        status,
+                        stsd_core::timefmt::iso8601(k.valid_from)
+                    );
+                }
+            }
+            Ok(())
+        }
+        KeysCmd::Rotate { delay } => {
+            let now = state.clock.now();
+            let id = state.store.create_token_key(now + (*delay).max(0)).await?;
+            // The longest session is 36 h: older keys are kept until every token they sealed expired.
+            let retired = state.store.retire_token_keys(now, 129_600).await?;
+            outln!(
+                "token key {id} added; it seals new tokens from {} on{}",
+                stsd_core::timefmt::iso8601(now + (*delay).max(0)),
+                if retired.is_empty() {
+                    String::new()
+                } else {
+                    format!("; retired keys {retired:?}")
+                }
+            );
             Ok(())
         }
     }

@@ -109,6 +109,16 @@ pub async fn authenticate(
         if claims.expires_at <= now {
             return Err(ApiError::expired_token());
         }
+        // Revocation: sessions issued before the principal's "not before" time, or of a deleted user,
+        // are no longer valid.
+        let principal = match &claims.principal {
+            Principal::Root => stsd_store::iam::ROOT_OWNER,
+            Principal::User { user_id, .. } => user_id.as_str(),
+        };
+        match state.sessions_not_before(principal).await {
+            Some(nb) if claims.issued_at >= nb => {}
+            _ => return Err(ApiError::invalid_session_token()),
+        }
         return Ok(Caller::Session(Box::new(claims)));
     }
 

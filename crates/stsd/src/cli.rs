@@ -3,6 +3,10 @@
 use crate::setup::{self, RootFromEnv, RootKeyOutcome, StoreConfig};
 use crate::state::{AppState, Clock, MfaPolicy};
 
+/// How often every node reloads the token key ring (new keys are created this long, twice over, before
+/// they start sealing tokens).
+pub const KEY_RING_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How often recorded access-key uses are written to the store.
 pub const LAST_USED_FLUSH: std::time::Duration = std::time::Duration::from_secs(15);
 use anyhow::{Context, bail};
@@ -28,6 +32,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Manage users, access keys, MFA devices and the root key in a data directory.
     Admin(crate::admin::AdminArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(StoreArgs),
 }
 
 /// Where the data lives (shared by `serve` and the admin commands).
@@ -37,8 +43,12 @@ pub struct StoreArgs {
     #[arg(long, env = "STSD_DATA_DIR", default_value = "./stsd-data")]
     pub data_dir: PathBuf,
     /// Master key file (base64 of 32 bytes). Default: DATA_DIR/master.key, generated at first start.
+    /// Required with --database-url: every node needs the same master key.
     #[arg(long, env = "STSD_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// Use PostgreSQL (`postgres://user:pass@host/db`) instead of the embedded SQLite database.
+    #[arg(long, env = "STSD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
 }
 
 impl StoreArgs {
@@ -47,7 +57,7 @@ impl StoreArgs {
         StoreConfig {
             data_dir: self.data_dir.clone(),
             master_key_file: self.master_key_file.clone(),
-            database_url: None,
+            database_url: self.database_url.clone(),
         }
     }
 }
@@ -134,6 +144,18 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received");
 }
 
+/// Runs `stsd migrate`.
+///
+/// # Errors
+/// Unreachable database, wrong master key, failed migration.
+pub async fn migrate(args: StoreArgs) -> anyhow::Result<()> {
+    // Opening the store applies pending migrations (under a lock on PostgreSQL).
+    let store = setup::open_store(&args.store_config()).await?;
+    println!("database schema is up to date");
+    store.close().await;
+    Ok(())
+}
+
 /// Runs `stsd serve`.
 ///
 /// # Errors
@@ -196,6 +218,22 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
     };
+    let refresher = {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(KEY_RING_REFRESH);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                match state.store.load_key_ring(state.clock.now()).await {
+                    Ok(ring) => state.set_key_ring(ring),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading the token key ring failed; keeping the current one")
+                    }
+                }
+            }
+        })
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -204,6 +242,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, account = %state.account, "ready");
     crate::http::serve(listener, Arc::clone(&state), shutdown_signal()).await;
     flusher.abort();
+    refresher.abort();
     if let Err(e) = state.flush_last_used().await {
         tracing::warn!(error = %e, "recording access key last use at shutdown failed");
     }

@@ -313,6 +313,7 @@ impl<'a> Iam<'a> {
                     ),
                     e => store_err(&e),
                 })?;
+                self.state.forget_not_before(&u.user_id);
                 tracing::info!(user = %u.name, "user deleted");
                 Ok(IamOutput::Empty {
                     action: "DeleteUser",

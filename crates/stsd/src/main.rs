@@ -9,7 +9,7 @@ fn main() -> std::process::ExitCode {
     // The server logs what it does; admin commands print their results and log only problems.
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Admin(_) => "warn",
+        Command::Admin(_) | Command::Migrate(_) => "warn",
     };
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -31,6 +31,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Serve(args) => stsd::cli::serve(args).await,
             Command::Admin(args) => stsd::admin::run(args).await,
+            Command::Migrate(args) => stsd::cli::migrate(args).await,
         }
     });
     match result {

@@ -74,6 +74,11 @@ fn create_dir_private(dir: &Path) -> anyhow::Result<()> {
 }
 
 fn load_master_key(cfg: &StoreConfig) -> anyhow::Result<SealingKey> {
+    if cfg.database_url.is_some() && cfg.master_key_file.is_none() {
+        bail!(
+            "with --database-url, pass --master-key-file (or STSD_MASTER_KEY_FILE): every node must use the same master key"
+        );
+    }
     let db_exists = cfg.database_url.is_some() || cfg.data_dir.join(DB_FILE).exists();
     let path = match &cfg.master_key_file {
         Some(p) => {

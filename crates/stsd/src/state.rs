@@ -53,6 +53,10 @@ impl Default for MfaPolicy {
     }
 }
 
+/// How long a principal's "sessions not before" time is trusted before it is read again: the bound
+/// within which revocations and user deletions made on any node take effect everywhere.
+pub const REVOCATION_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Last use of a long-term key, as recorded for GetAccessKeyLastUsed: (time, region, service).
 pub type LastUse = (i64, String, String);
 
@@ -73,6 +77,7 @@ pub struct AppState {
     /// MFA rules.
     pub mfa: MfaPolicy,
     last_used: Mutex<HashMap<String, LastUse>>,
+    not_before: RwLock<HashMap<String, (std::time::Instant, Option<i64>)>>,
     key_cache: RwLock<HashMap<String, (std::time::Instant, Arc<AccessKey>)>>,
 }
 
@@ -103,6 +108,7 @@ impl AppState {
             clock,
             mfa: MfaPolicy::default(),
             last_used: Mutex::new(HashMap::new()),
+            not_before: RwLock::new(HashMap::new()),
             key_cache: RwLock::new(HashMap::new()),
         }
     }
@@ -187,6 +193,53 @@ impl AppState {
             return Err(e);
         }
         Ok(entries.len())
+    }
+
+    /// The time before which sessions of `principal` (`root` or a user id) are revoked; `None` when the
+    /// principal no longer exists. Read from the store at most every [`REVOCATION_CACHE_TTL`]; when the
+    /// store is unreachable, the last known value is used (or no revocation, if none is known), so that
+    /// session-authenticated requests keep working while the database is down.
+    pub async fn sessions_not_before(&self, principal: &str) -> Option<i64> {
+        let cached = self
+            .not_before
+            .read()
+            .ok()
+            .and_then(|m| m.get(principal).copied());
+        if let Some((at, v)) = cached
+            && at.elapsed() < REVOCATION_CACHE_TTL
+        {
+            return v;
+        }
+        match self.store.sessions_not_before(principal).await {
+            Ok(v) => {
+                if let Ok(mut m) = self.not_before.write() {
+                    if m.len() >= KEY_CACHE_CAPACITY {
+                        m.clear();
+                    }
+                    m.insert(principal.to_owned(), (std::time::Instant::now(), v));
+                }
+                v
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "revocation state unavailable; using the last known value");
+                cached.map_or(Some(0), |(_, v)| v)
+            }
+        }
+    }
+
+    /// Forgets a principal's cached revocation time (after a change made through this node).
+    pub fn forget_not_before(&self, principal: &str) {
+        if let Ok(mut m) = self.not_before.write() {
+            m.remove(principal);
+        }
+    }
+
+    /// Replaces the key ring (after a reload or rotation).
+    pub fn set_key_ring(&self, ring: KeyRing) {
+        match self.key_ring.write() {
+            Ok(mut g) => *g = Arc::new(ring),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(ring),
+        }
     }
 
     /// Drops every cached key.

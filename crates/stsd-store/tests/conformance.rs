@@ -1,0 +1,486 @@
+//! Store conformance: every check runs against SQLite and, when `STSD_TEST_DATABASE_URL` names a
+//! PostgreSQL server, against PostgreSQL too (a fresh database per check).
+
+use std::sync::Arc;
+use stsd_core::crypto::SealingKey;
+use stsd_core::secret::Secret;
+use stsd_store::iam::{DeviceKind, ROOT_OWNER};
+use stsd_store::{KeyStatus, OpenOptions, Owner, Store, StoreError, User};
+
+fn key() -> (Vec<u8>, SealingKey) {
+    let b = SealingKey::generate_bytes().to_vec();
+    let k = SealingKey::from_bytes(&b).unwrap();
+    (b, k)
+}
+
+fn unique(prefix: &str) -> String {
+    let mut b = [0u8; 6];
+    stsd_core::random_fill(&mut b);
+    format!(
+        "{prefix}_{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
+}
+
+/// A fresh database URL for each backend available.
+async fn backends() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let dir = std::env::temp_dir().join(unique("stsd_conf"));
+    std::fs::create_dir_all(&dir).unwrap();
+    out.push((
+        "sqlite".to_owned(),
+        format!("sqlite://{}?mode=rwc", dir.join("t.db").display()),
+    ));
+    if let Ok(base) = std::env::var("STSD_TEST_DATABASE_URL") {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let name = unique("stsd_conf");
+        let mut c = sqlx::AnyConnection::connect(&base)
+            .await
+            .expect("connect to STSD_TEST_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let (prefix, _) = base.rsplit_once('/').unwrap();
+        out.push(("postgres".to_owned(), format!("{prefix}/{name}")));
+    }
+    out
+}
+
+async fn open(url: &str, k: &[u8]) -> Store {
+    Store::open_url(
+        url,
+        SealingKey::from_bytes(k).unwrap(),
+        &OpenOptions::default(),
+    )
+    .await
+    .unwrap()
+}
+
+fn user(name: &str) -> User {
+    User {
+        user_id: stsd_core::ids::new_user_id(123_456_789_012),
+        name: name.to_owned(),
+        path: "/".to_owned(),
+        created_at: 1_700_000_000,
+        sessions_not_before: 0,
+    }
+}
+
+#[tokio::test]
+async fn migrations_master_key_and_account() {
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = open(&url, &kb).await;
+        assert_eq!(
+            s.migrate().await.unwrap(),
+            0,
+            "{backend}: migrations re-ran"
+        );
+        let acct = s.init_account(None).await.unwrap();
+        assert_eq!(s.init_account(None).await.unwrap(), acct, "{backend}");
+        assert_eq!(s.init_account(Some(acct)).await.unwrap(), acct, "{backend}");
+        assert!(
+            matches!(
+                s.init_account(Some(acct + 1)).await,
+                Err(StoreError::Mismatch(_))
+            ),
+            "{backend}"
+        );
+        s.close().await;
+        let (other, _) = key();
+        let err = Store::open_url(
+            &url,
+            SealingKey::from_bytes(&other).unwrap(),
+            &OpenOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, StoreError::WrongMasterKey),
+            "{backend}: {err}"
+        );
+        // Nothing was damaged: the right key still opens it.
+        let s = open(&url, &kb).await;
+        assert_eq!(s.init_account(None).await.unwrap(), acct, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn keys_users_and_limits() {
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        let secret = Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYzEXAMPLEKEY");
+        s.insert_root_key("AKIAROOT000000000001", &secret, 1)
+            .await
+            .unwrap();
+        let k = s.access_key("AKIAROOT000000000001").await.unwrap().unwrap();
+        assert_eq!(k.owner, Owner::Root, "{backend}");
+        assert!(k.secret.ct_eq(secret.expose()), "{backend}");
+        assert!(
+            s.access_key("AKIANOPE000000000001")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let alice = user("Alice");
+        s.create_user(&alice).await.unwrap();
+        assert!(
+            matches!(
+                s.create_user(&user("alice")).await,
+                Err(StoreError::AlreadyExists)
+            ),
+            "{backend}"
+        );
+        assert_eq!(
+            s.user_by_name("ALICE").await.unwrap().unwrap().user_id,
+            alice.user_id
+        );
+
+        // 10 concurrent key creations for one user: exactly 2 succeed.
+        let mut tasks = Vec::new();
+        for i in 0..10 {
+            let s = Arc::clone(&s);
+            let uid = alice.user_id.clone();
+            tasks.push(tokio::spawn(async move {
+                s.insert_user_key(
+                    &uid,
+                    &format!("AKIAUSER0000000000{i:02}"),
+                    &Secret::new(format!("secret{i}")),
+                    2,
+                )
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => ok += 1,
+                Err(StoreError::LimitExceeded) => {}
+                Err(e) => panic!("{backend}: {e}"),
+            }
+        }
+        assert_eq!(ok, 2, "{backend}: key limit");
+        let keys = s.list_keys(Some(&alice.user_id), None, 10).await.unwrap();
+        assert_eq!(keys.len(), 2, "{backend}");
+        assert!(
+            matches!(
+                s.delete_user(&alice.user_id).await,
+                Err(StoreError::Conflict("keys"))
+            ),
+            "{backend}"
+        );
+        let id = keys[0].access_key_id.clone();
+        assert!(
+            s.set_key_status(&id, Some(&alice.user_id), KeyStatus::Inactive)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.set_key_status(&id, None, KeyStatus::Inactive)
+                .await
+                .unwrap(),
+            "{backend}: root matched a user key"
+        );
+        assert_eq!(
+            s.access_key(&id).await.unwrap().unwrap().status,
+            KeyStatus::Inactive
+        );
+        for k in &keys {
+            assert!(
+                s.delete_key(&k.access_key_id, Some(&alice.user_id))
+                    .await
+                    .unwrap()
+            );
+        }
+        s.delete_user(&alice.user_id).await.unwrap();
+        assert!(matches!(
+            s.delete_user(&alice.user_id).await,
+            Err(StoreError::NotFound)
+        ));
+
+        // 20 concurrent creations of one name: exactly one wins.
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let s = Arc::clone(&s);
+            tasks.push(tokio::spawn(
+                async move { s.create_user(&user("race")).await },
+            ));
+        }
+        let mut won = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(()) => won += 1,
+                Err(StoreError::AlreadyExists) => {}
+                Err(e) => panic!("{backend}: {e}"),
+            }
+        }
+        assert_eq!(won, 1, "{backend}: concurrent CreateUser");
+
+        // Paging by name with a path prefix.
+        for n in ["u1", "u2", "u3", "u4", "u5"] {
+            let mut u = user(n);
+            u.path = "/p/".into();
+            s.create_user(&u).await.unwrap();
+        }
+        let page1 = s.list_users("/p/", None, 3).await.unwrap();
+        let page2 = s.list_users("/p/", Some(&page1[2].name), 3).await.unwrap();
+        let names: Vec<String> = page1.iter().chain(&page2).map(|u| u.name.clone()).collect();
+        assert_eq!(names, ["u1", "u2", "u3", "u4", "u5"], "{backend}");
+        assert_eq!(
+            s.list_users("/", None, 100).await.unwrap().len(),
+            6,
+            "{backend}"
+        );
+
+        // Last-use records keep the latest time.
+        s.record_last_used(&[(
+            "AKIAROOT000000000001".into(),
+            50,
+            "us-east-1".into(),
+            "sts".into(),
+        )])
+        .await
+        .unwrap();
+        s.record_last_used(&[(
+            "AKIAROOT000000000001".into(),
+            40,
+            "eu-west-1".into(),
+            "iam".into(),
+        )])
+        .await
+        .unwrap();
+        let m = s.key_meta("AKIAROOT000000000001").await.unwrap().unwrap();
+        assert_eq!(
+            m.last_used,
+            Some((50, "us-east-1".into(), "sts".into())),
+            "{backend}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn mfa_replay_and_lockout() {
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        let bob = user("bob");
+        s.create_user(&bob).await.unwrap();
+        let seed = Secret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+        s.create_mfa_device(
+            "arn:aws:iam::123456789012:mfa/bob",
+            DeviceKind::Virtual,
+            "bob",
+            "/",
+            &seed,
+            None,
+            1,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            s.create_mfa_device(
+                "arn:aws:iam::123456789012:mfa/bob",
+                DeviceKind::Virtual,
+                "bob",
+                "/",
+                &seed,
+                None,
+                1
+            )
+            .await,
+            Err(StoreError::AlreadyExists)
+        ));
+        let serial = "arn:aws:iam::123456789012:mfa/bob";
+        s.enable_mfa_device(serial, &bob.user_id, 10, 100, 0)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.enable_mfa_device(serial, ROOT_OWNER, 10, 100, 0).await,
+            Err(StoreError::AlreadyExists)
+        ));
+        let d = s.mfa_device(serial).await.unwrap().unwrap();
+        assert!(d.seed.ct_eq(seed.expose()), "{backend}");
+        assert_eq!(
+            (d.owner.as_deref(), d.last_step),
+            (Some(bob.user_id.as_str()), Some(100))
+        );
+
+        // Older or equal steps never; 50 concurrent acceptances of one new step: exactly one.
+        assert!(
+            !s.mfa_accept_step(serial, 100, 20).await.unwrap(),
+            "{backend}"
+        );
+        assert!(
+            !s.mfa_accept_step(serial, 99, 20).await.unwrap(),
+            "{backend}"
+        );
+        let mut tasks = Vec::new();
+        for _ in 0..50 {
+            let s = Arc::clone(&s);
+            tasks.push(tokio::spawn(async move {
+                s.mfa_accept_step(serial, 101, 20).await.unwrap()
+            }));
+        }
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1, "{backend}: replay race");
+
+        // 3 failures within the window lock the device; the lock refuses even a fresh step.
+        assert!(
+            !s.mfa_record_failure(serial, 1000, 3, 900, 60)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.mfa_record_failure(serial, 1001, 3, 900, 60)
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.mfa_record_failure(serial, 1002, 3, 900, 60)
+                .await
+                .unwrap(),
+            "{backend}: not locked"
+        );
+        assert_eq!(
+            s.mfa_device(serial).await.unwrap().unwrap().locked_until,
+            Some(1062)
+        );
+        assert!(
+            !s.mfa_accept_step(serial, 200, 1010).await.unwrap(),
+            "{backend}: lock ignored"
+        );
+        assert!(
+            s.mfa_accept_step(serial, 200, 1062).await.unwrap(),
+            "{backend}: lock did not end"
+        );
+        // Failures far apart do not add up.
+        assert!(
+            !s.mfa_record_failure(serial, 2000, 3, 900, 60)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.mfa_record_failure(serial, 2000 + 901, 3, 900, 60)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.mfa_record_failure(serial, 2000 + 902, 3, 900, 60)
+                .await
+                .unwrap(),
+            "{backend}"
+        );
+
+        s.deactivate_mfa_device(serial, &bob.user_id).await.unwrap();
+        assert!(matches!(
+            s.deactivate_mfa_device(serial, &bob.user_id).await,
+            Err(StoreError::NotFound)
+        ));
+        assert!(
+            !s.mfa_accept_step(serial, 300, 3000).await.unwrap(),
+            "{backend}: unassigned device accepted"
+        );
+        s.delete_virtual_mfa_device(serial).await.unwrap();
+        assert!(s.mfa_device(serial).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn key_ring_rotation_master_key_and_revocation() {
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = open(&url, &kb).await;
+        let ring = s.load_key_ring(1_000).await.unwrap();
+        assert_eq!(ring.key_ids(), vec![1], "{backend}");
+        assert_eq!(ring.signing_key_id(), Some(1));
+        let k2 = s.create_token_key(2_000).await.unwrap();
+        assert_eq!(k2, 2);
+        // Before valid_from the old key still seals; after, the new one.
+        assert_eq!(
+            s.load_key_ring(1_500).await.unwrap().signing_key_id(),
+            Some(1),
+            "{backend}"
+        );
+        assert_eq!(
+            s.load_key_ring(2_000).await.unwrap().signing_key_id(),
+            Some(2),
+            "{backend}"
+        );
+        assert!(
+            s.retire_token_keys(2_000 + 100, 129_600)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            s.retire_token_keys(2_000 + 129_600, 129_600).await.unwrap(),
+            vec![1],
+            "{backend}"
+        );
+        assert_eq!(s.load_key_ring(200_000).await.unwrap().key_ids(), vec![2]);
+
+        s.insert_root_key(
+            "AKIAROOT000000000002",
+            &Secret::new("s3cret-s3cret-s3cret"),
+            1,
+        )
+        .await
+        .unwrap();
+        let mut u = user("carol");
+        u.sessions_not_before = 0;
+        s.create_user(&u).await.unwrap();
+        assert_eq!(s.sessions_not_before(&u.user_id).await.unwrap(), Some(0));
+        s.revoke_sessions(&u.user_id, 77).await.unwrap();
+        assert_eq!(
+            s.sessions_not_before(&u.user_id).await.unwrap(),
+            Some(77),
+            "{backend}"
+        );
+        s.revoke_sessions(ROOT_OWNER, 88).await.unwrap();
+        assert_eq!(
+            s.sessions_not_before(ROOT_OWNER).await.unwrap(),
+            Some(88),
+            "{backend}"
+        );
+        assert_eq!(s.sessions_not_before("AIDANOBODY").await.unwrap(), None);
+        assert!(matches!(
+            s.revoke_sessions("AIDANOBODY", 1).await,
+            Err(StoreError::NotFound)
+        ));
+
+        // Master key rotation re-encrypts everything; the old key no longer opens the store.
+        let (new_b, new_k) = key();
+        let s = s.rotate_master_key(new_k).await.unwrap();
+        assert!(
+            s.access_key("AKIAROOT000000000002")
+                .await
+                .unwrap()
+                .unwrap()
+                .secret
+                .ct_eq("s3cret-s3cret-s3cret")
+        );
+        s.close().await;
+        assert!(matches!(
+            Store::open_url(
+                &url,
+                SealingKey::from_bytes(&kb).unwrap(),
+                &OpenOptions::default()
+            )
+            .await,
+            Err(StoreError::WrongMasterKey)
+        ));
+        let s = open(&url, &new_b).await;
+        assert_eq!(
+            s.load_key_ring(200_000).await.unwrap().key_ids(),
+            vec![2],
+            "{backend}"
+        );
+    }
+}
