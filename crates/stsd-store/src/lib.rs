@@ -156,7 +156,7 @@ impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
             max_connections: 8,
-            acquire_timeout: Duration::from_secs(5),
+            acquire_timeout: Duration::from_secs(2),
         }
     }
 }
