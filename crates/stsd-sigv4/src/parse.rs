@@ -1,0 +1,241 @@
+//! Finding and parsing the authentication data of a request (header or presigned query), in Coral's check
+//! order: element syntax → missing elements/date → date format → `host` signed → algorithm → credential
+//! shape → terminator → scope date.
+
+use std::borrow::Cow;
+
+use http::HeaderName;
+
+use crate::encoding::{form_decode, key_is, raw_pairs};
+use crate::key::{ALGORITHM, Signature, TERMINATOR};
+use crate::{
+    Auth, AuthKind, Request, SigError, X_AMZ_ALGORITHM, X_AMZ_CREDENTIAL, X_AMZ_DATE,
+    X_AMZ_SECURITY_TOKEN, X_AMZ_SIGNATURE, X_AMZ_SIGNED_HEADERS, amz_date::parse_amz_date,
+};
+
+/// Finds header auth or presigned query auth and parses it. See [`crate::parse`].
+pub(crate) fn parse(req: &Request<'_>) -> Result<Auth, SigError> {
+    let authorization = req.headers.get(http::header::AUTHORIZATION);
+    let presigned = raw_pairs(req.query).any(|(k, _)| key_is(k, X_AMZ_ALGORITHM));
+    match (authorization, presigned) {
+        (Some(_), true) => Err(SigError::BothAuthMethods),
+        (Some(value), false) => parse_header(req, value.as_bytes()),
+        (None, true) => parse_presigned(req),
+        (None, false) => Err(SigError::MissingAuthentication),
+    }
+}
+
+const X_AMZ_DATE_HEADER: HeaderName = HeaderName::from_static("x-amz-date");
+const X_AMZ_SECURITY_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-amz-security-token");
+
+/// Removes ASCII whitespace; allocates only for whitespace inside the element (rare).
+fn without_whitespace(s: &str) -> Cow<'_, str> {
+    let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
+    if s.bytes().any(|b| b.is_ascii_whitespace()) {
+        Cow::Owned(s.split_ascii_whitespace().collect())
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
+fn lossy(raw: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(raw) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(raw),
+    }
+}
+
+fn first_header<'h>(headers: &'h http::HeaderMap, name: &HeaderName) -> Option<&'h [u8]> {
+    headers
+        .get(name)
+        .map(http::HeaderValue::as_bytes)
+        .filter(|v| !v.is_empty())
+}
+
+fn parse_header(req: &Request<'_>, raw: &[u8]) -> Result<Auth, SigError> {
+    let header = lossy(raw);
+    let trimmed = header.trim_matches(|c: char| c.is_ascii_whitespace());
+    if !trimmed.starts_with("AWS4-") {
+        return Err(SigError::NotAws4Authorization);
+    }
+    let (algorithm, rest) = trimmed
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((trimmed, ""));
+
+    // Coral: everything after the algorithm, whitespace removed, split on ','; each element key=value.
+    let mut credential: Option<Cow<'_, str>> = None;
+    let mut signed_headers: Option<Cow<'_, str>> = None;
+    let mut signature: Option<Cow<'_, str>> = None;
+    for element in rest.split(',') {
+        let element = without_whitespace(element);
+        if element.is_empty() {
+            continue;
+        }
+        let Some(eq) = element.find('=') else {
+            return Err(SigError::MalformedAuthPair {
+                pair: element.into_owned(),
+                authorization: header.into_owned(),
+            });
+        };
+        let slot = match &element[..eq] {
+            "Credential" => &mut credential,
+            "SignedHeaders" => &mut signed_headers,
+            "Signature" => &mut signature,
+            _ => continue,
+        };
+        // later duplicates win, as in Coral's key/value map
+        *slot = Some(match element {
+            Cow::Borrowed(e) => Cow::Borrowed(&e[eq + 1..]),
+            Cow::Owned(e) => Cow::Owned(e[eq + 1..].to_owned()),
+        });
+    }
+    let credential = credential.filter(|v| !v.is_empty());
+    let signed_headers = signed_headers.filter(|v| !v.is_empty());
+    let signature = signature.filter(|v| !v.is_empty());
+    let date = first_header(req.headers, &X_AMZ_DATE_HEADER)
+        .or_else(|| first_header(req.headers, &http::header::DATE));
+
+    let (Some(credential), Some(signed_headers), Some(signature), Some(date)) =
+        (&credential, &signed_headers, &signature, date)
+    else {
+        return Err(SigError::IncompleteAuthorization {
+            missing_credential: credential.is_none(),
+            missing_signature: signature.is_none(),
+            missing_signed_headers: signed_headers.is_none(),
+            missing_date: date.is_none(),
+            authorization: header.into_owned(),
+        });
+    };
+    let date = lossy(date);
+    let security_token = req
+        .headers
+        .get(&X_AMZ_SECURITY_TOKEN_HEADER)
+        .map(|v| lossy(v.as_bytes()).into_owned());
+    build(
+        AuthKind::Header,
+        algorithm,
+        credential,
+        signed_headers,
+        signature,
+        &date,
+        security_token,
+    )
+}
+
+fn parse_presigned(req: &Request<'_>) -> Result<Auth, SigError> {
+    const NAMES: [&str; 6] = [
+        X_AMZ_ALGORITHM,
+        X_AMZ_CREDENTIAL,
+        X_AMZ_DATE,
+        X_AMZ_SIGNED_HEADERS,
+        X_AMZ_SIGNATURE,
+        X_AMZ_SECURITY_TOKEN,
+    ];
+    let mut found: [Option<&str>; 6] = [None; 6];
+    for (k, v) in raw_pairs(req.query) {
+        if let Some(i) = NAMES.iter().position(|n| key_is(k, n)) {
+            // the first occurrence is used; every occurrence is in the signed canonical query anyway
+            found[i].get_or_insert(v);
+        }
+    }
+    let [
+        algorithm,
+        credential,
+        date,
+        signed_headers,
+        signature,
+        token,
+    ] = found.map(|v| v.map(form_decode));
+    let algorithm = algorithm.unwrap_or_default();
+    let credential = required(credential, X_AMZ_CREDENTIAL)?;
+    let date = required(date, X_AMZ_DATE)?;
+    let signed_headers = required(signed_headers, X_AMZ_SIGNED_HEADERS)?;
+    let signature = required(signature, X_AMZ_SIGNATURE)?;
+    build(
+        AuthKind::Presigned,
+        &algorithm,
+        &credential,
+        &signed_headers,
+        &signature,
+        &date,
+        token.map(Cow::into_owned),
+    )
+}
+
+fn required<'a>(v: Option<Cow<'a, str>>, param: &'static str) -> Result<Cow<'a, str>, SigError> {
+    v.filter(|v| !v.is_empty())
+        .ok_or(SigError::MissingQueryParam { param })
+}
+
+fn build(
+    kind: AuthKind,
+    algorithm: &str,
+    credential: &str,
+    signed_headers: &str,
+    signature: &str,
+    date: &str,
+    security_token: Option<String>,
+) -> Result<Auth, SigError> {
+    let Some(timestamp) = parse_amz_date(date) else {
+        return Err(SigError::InvalidDate {
+            value: date.to_owned(),
+        });
+    };
+    let signed_headers: Vec<String> = signed_headers
+        .split(';')
+        .map(str::to_ascii_lowercase)
+        .collect();
+    if !signed_headers.iter().any(|h| h == "host") {
+        return Err(SigError::HostNotSigned);
+    }
+    if algorithm != ALGORITHM {
+        return Err(SigError::UnsupportedAlgorithm {
+            algorithm: algorithm.to_owned(),
+        });
+    }
+    let mut parts = credential.trim_end_matches('/').split('/');
+    let (
+        Some(access_key_id),
+        Some(scope_date),
+        Some(region),
+        Some(service),
+        Some(terminator),
+        None,
+    ) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    )
+    else {
+        return Err(SigError::MalformedCredential {
+            credential: credential.to_owned(),
+        });
+    };
+    if terminator != TERMINATOR {
+        return Err(SigError::InvalidTerminator {
+            terminator: terminator.to_owned(),
+        });
+    }
+    // `date` parsed, so it is 16 ASCII characters
+    if date.get(..8) != Some(scope_date) {
+        return Err(SigError::ScopeDateMismatch {
+            scope_date: scope_date.to_owned(),
+            amz_date: date.to_owned(),
+        });
+    }
+    Ok(Auth {
+        kind,
+        access_key_id: access_key_id.to_owned(),
+        amz_date: date.to_owned(),
+        timestamp,
+        scope_date: scope_date.to_owned(),
+        region: region.to_owned(),
+        service: service.to_owned(),
+        signed_headers,
+        security_token,
+        signature: Signature::from_hex(signature),
+    })
+}
