@@ -5,6 +5,7 @@
 //! validation, so a request with a bad signature and a bad parameter gets `SignatureDoesNotMatch`.
 
 use crate::errors;
+use crate::metrics::AuthFailure;
 use crate::state::AppState;
 use std::sync::Arc;
 use stsd_core::ids;
@@ -75,6 +76,22 @@ impl Caller {
     pub fn is_session(&self) -> bool {
         matches!(self, Caller::Session(_))
     }
+
+    /// The access key id the request was signed with.
+    pub fn access_key_id(&self) -> &str {
+        match self {
+            Caller::LongTerm(k) => &k.access_key_id,
+            Caller::Session(c) => &c.access_key_id,
+        }
+    }
+
+    /// For sessions, whether MFA was used; `None` for long-term keys.
+    pub fn mfa(&self) -> Option<bool> {
+        match self {
+            Caller::LongTerm(_) => None,
+            Caller::Session(c) => Some(c.mfa.is_some()),
+        }
+    }
 }
 
 /// Verifies the request's signature and returns the caller.
@@ -85,29 +102,62 @@ pub async fn authenticate(
     state: &AppState,
     req: &sigv4::Request<'_>,
     api: Api,
-) -> Result<Caller, ApiError> {
-    let auth = sigv4::parse(req).map_err(|e| errors::from_sig(&e))?;
+) -> Result<Authenticated, ApiError> {
+    let fail = |reason: AuthFailure, e: ApiError| {
+        state.metrics.auth_failure(reason);
+        e
+    };
+    let auth = sigv4::parse(req).map_err(|e| fail(AuthFailure::Malformed, errors::from_sig(&e)))?;
     let now = state.clock.now();
-    auth.check_time(now).map_err(|e| errors::from_sig(&e))?;
+    auth.check_time(now)
+        .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
     auth.check_scope(api.signing_service(), state.regions.as_deref())
-        .map_err(|e| errors::from_sig(&e))?;
+        .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
+    let caller = resolve(state, req, &auth, now, &fail).await?;
+    Ok(Authenticated {
+        caller,
+        region: auth.region,
+    })
+}
 
+/// A verified caller and the region its request was signed for.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// The caller.
+    pub caller: Caller,
+    /// Credential-scope region.
+    pub region: String,
+}
+
+async fn resolve(
+    state: &AppState,
+    req: &sigv4::Request<'_>,
+    auth: &sigv4::Auth,
+    now: i64,
+    fail: &impl Fn(AuthFailure, ApiError) -> ApiError,
+) -> Result<Caller, ApiError> {
     if auth.access_key_id.starts_with(ids::SESSION_PREFIX) {
         // A temporary key without its token is an unknown key.
         let Some(token) = auth.security_token.as_deref() else {
-            return Err(ApiError::unknown_access_key());
+            return Err(fail(
+                AuthFailure::UnknownKey,
+                ApiError::unknown_access_key(),
+            ));
         };
         let claims = state
             .key_ring()
             .open(token)
-            .map_err(|e| errors::from_token(&e))?;
+            .map_err(|e| fail(AuthFailure::TokenInvalid, errors::from_token(&e)))?;
         if claims.access_key_id != auth.access_key_id || claims.account_id != state.account_id {
-            return Err(ApiError::invalid_session_token());
+            return Err(fail(
+                AuthFailure::TokenInvalid,
+                ApiError::invalid_session_token(),
+            ));
         }
-        sigv4::verify(req, &auth, claims.secret_access_key.expose().as_bytes())
-            .map_err(|e| errors::from_sig(&e))?;
+        sigv4::verify(req, auth, claims.secret_access_key.expose().as_bytes())
+            .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
         if claims.expires_at <= now {
-            return Err(ApiError::expired_token());
+            return Err(fail(AuthFailure::TokenExpired, ApiError::expired_token()));
         }
         // Revocation: sessions issued before the principal's "not before" time, or of a deleted user,
         // are no longer valid.
@@ -117,7 +167,12 @@ pub async fn authenticate(
         };
         match state.sessions_not_before(principal).await {
             Some(nb) if claims.issued_at >= nb => {}
-            _ => return Err(ApiError::invalid_session_token()),
+            _ => {
+                return Err(fail(
+                    AuthFailure::TokenRevoked,
+                    ApiError::invalid_session_token(),
+                ));
+            }
         }
         return Ok(Caller::Session(Box::new(claims)));
     }
@@ -127,15 +182,25 @@ pub async fn authenticate(
         .await
         .map_err(|e| errors::from_store(&e))?;
     let Some(key) = key else {
-        return Err(ApiError::unknown_access_key());
+        return Err(fail(
+            AuthFailure::UnknownKey,
+            ApiError::unknown_access_key(),
+        ));
     };
     if key.status != KeyStatus::Active {
-        return Err(ApiError::unknown_access_key());
+        return Err(fail(
+            AuthFailure::UnknownKey,
+            ApiError::unknown_access_key(),
+        ));
     }
-    sigv4::verify(req, &auth, key.secret.expose().as_bytes()).map_err(|e| errors::from_sig(&e))?;
+    sigv4::verify(req, auth, key.secret.expose().as_bytes())
+        .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
     if auth.security_token.is_some() {
         // A security token makes no sense with a long-term key: refuse it rather than ignore it.
-        return Err(ApiError::invalid_session_token());
+        return Err(fail(
+            AuthFailure::TokenInvalid,
+            ApiError::invalid_session_token(),
+        ));
     }
     state.note_key_use(&key.access_key_id, now, &auth.region, &auth.service);
     Ok(Caller::LongTerm(key))

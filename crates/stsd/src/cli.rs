@@ -92,6 +92,24 @@ pub struct ServeArgs {
     /// Require MFA for every GetSessionToken in the account (beyond AWS's behaviour).
     #[arg(long, env = "STSD_REQUIRE_MFA")]
     pub require_mfa: bool,
+    /// Append one JSON line per STS/IAM call (CloudTrail-shaped) to this file, or `-` for stdout.
+    #[arg(long, env = "STSD_AUDIT_LOG")]
+    pub audit_log: Option<String>,
+    /// Log format: `human` or `json`.
+    #[arg(long, env = "STSD_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
+    pub log_format: String,
+    /// Requests per second allowed from one source IP (0: no limit); answered with `Throttling`.
+    #[arg(long, env = "STSD_RATE_LIMIT_PER_IP", default_value_t = 0.0)]
+    pub rate_limit_per_ip: f64,
+    /// Requests per second allowed for one access key (0: no limit).
+    #[arg(long, env = "STSD_RATE_LIMIT_PER_KEY", default_value_t = 0.0)]
+    pub rate_limit_per_key: f64,
+    /// Burst size of both rate limits (default: one second's worth, at least 1).
+    #[arg(long, env = "STSD_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<f64>,
+    /// Maximum concurrent client connections (more wait in the accept queue).
+    #[arg(long, env = "STSD_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
     /// Shift the server's clock by this many seconds (testing time-dependent behaviour only).
     #[arg(
         long,
@@ -204,6 +222,18 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         lockout: args.mfa_lockout.max(0),
         required_for_all: args.require_mfa,
     };
+    let rate = |per_second: f64| crate::limits::Rate {
+        per_second,
+        burst: args.rate_limit_burst.unwrap_or(per_second).max(1.0),
+    };
+    state.ip_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_ip));
+    state.key_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_key));
+    let mut audit_writer = None;
+    if let Some(sink) = &args.audit_log {
+        let (log, writer) = crate::audit::start(crate::audit::Sink::parse(sink)).await?;
+        state.audit = Some(log);
+        audit_writer = Some(writer);
+    }
     let state = Arc::new(state);
     let flusher = {
         let state = Arc::clone(&state);
@@ -240,7 +270,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     println!("stsd listening on {addr} (account {})", state.account);
     tracing::info!(%addr, account = %state.account, "ready");
-    crate::http::serve(listener, Arc::clone(&state), shutdown_signal()).await;
+    crate::http::serve(
+        listener,
+        Arc::clone(&state),
+        args.max_connections,
+        shutdown_signal(),
+    )
+    .await;
+    if let Some(w) = audit_writer {
+        w.finish().await;
+    }
     flusher.abort();
     refresher.abort();
     if let Err(e) = state.flush_last_used().await {

@@ -1,9 +1,11 @@
-//! One awsQuery request: parameters → authentication → typed action → execution → XML.
+//! One awsQuery request: parameters → authentication → typed action → execution → XML, plus its audit
+//! record.
 
-use crate::auth;
+use crate::auth::{self, Caller};
 use crate::state::AppState;
-use crate::sts;
-use stsd_proto::iam::IamAction;
+use crate::sts::{self, Executed};
+use serde_json::{Value, json};
+use stsd_proto::iam::{IamAction, IamOutput};
 use stsd_proto::request::{self as proto_request, Api, IAM_VERSION, STS_VERSION};
 use stsd_proto::sts::StsAction;
 use stsd_proto::xml::error_body;
@@ -22,6 +24,8 @@ pub struct Incoming<'a> {
     pub headers: &'a http::HeaderMap,
     /// The whole body.
     pub body: &'a [u8],
+    /// The client's address.
+    pub peer: std::net::IpAddr,
 }
 
 /// What to send back.
@@ -68,6 +72,14 @@ fn is_form(headers: &http::HeaderMap) -> bool {
     }
 }
 
+/// What the request's processing learned, for the audit log.
+#[derive(Default)]
+struct Trace {
+    caller: Option<Caller>,
+    region: Option<String>,
+    response: Option<Value>,
+}
+
 /// Handles one query-protocol request.
 pub async fn handle(state: &AppState, req: &Incoming<'_>, request_id: &str) -> Outcome {
     let mut params = Params::parse(req.query.as_bytes());
@@ -81,7 +93,19 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>, request_id: &str) -> O
     }
     let api = Api::from_version(params.get("Version"));
     let action_name = params.get("Action").map(str::to_owned);
-    let result = run(state, req, &params, api, bad_media, request_id).await;
+    let mut trace = Trace::default();
+    let result = run(state, req, &params, api, bad_media, request_id, &mut trace).await;
+    if let Some(audit) = &state.audit {
+        audit.record(&audit_record(
+            state,
+            req,
+            &params,
+            api,
+            request_id,
+            &trace,
+            result.as_ref().err(),
+        ));
+    }
     match result {
         Ok(body) => Outcome {
             status: 200,
@@ -93,7 +117,7 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>, request_id: &str) -> O
             if e.status >= 500 {
                 tracing::warn!(code = %e.code, status = e.status, "request failed");
             } else {
-                tracing::debug!(code = %e.code, status = e.status, message = %e.message, "request refused");
+                tracing::debug!(code = %e.code, status = e.status, "request refused");
             }
             Outcome {
                 status: e.status,
@@ -112,6 +136,7 @@ async fn run(
     api: Api,
     bad_media: bool,
     request_id: &str,
+    trace: &mut Trace,
 ) -> Result<String, ApiError> {
     if req.method != "GET" && req.method != "POST" {
         return Err(ApiError::new(
@@ -123,6 +148,10 @@ async fn run(
             ),
         ));
     }
+    if !state.ip_limit.allow(&req.peer.to_string()) {
+        state.metrics.throttled();
+        return Err(ApiError::throttling());
+    }
     let sig_req = sigv4::Request {
         method: req.method,
         path: req.path,
@@ -130,7 +159,14 @@ async fn run(
         headers: req.headers,
         body: req.body,
     };
-    let caller = auth::authenticate(state, &sig_req, api).await?;
+    let authenticated = auth::authenticate(state, &sig_req, api).await?;
+    let caller = authenticated.caller;
+    trace.region = Some(authenticated.region);
+    trace.caller = Some(caller.clone());
+    if !state.key_limit.allow(caller.access_key_id()) {
+        state.metrics.throttled();
+        return Err(ApiError::throttling());
+    }
     if bad_media {
         return Err(ApiError::invalid_query(
             "The request body must be application/x-www-form-urlencoded",
@@ -140,15 +176,96 @@ async fn run(
     match version {
         STS_VERSION => {
             let action = StsAction::parse(action, params)?;
-            sts::execute(state, &caller, action, request_id).await
+            let Executed { body, response } =
+                sts::execute(state, &caller, action, request_id).await?;
+            trace.response = response;
+            Ok(body)
         }
         IAM_VERSION => {
             // Sessions without MFA may not use IAM at all (checked before the action is even parsed).
             let actor = crate::iam::actor(&caller)?;
             let action = IamAction::parse(action, params)?;
-            let out = crate::iam::Iam::new(state, actor).execute(&action).await?;
+            let started = std::time::Instant::now();
+            let out = crate::iam::Iam::new(state, actor).execute(&action).await;
+            state.metrics.store("iam", started.elapsed());
+            let out = out?;
+            trace.response = iam_response_elements(&out);
             Ok(out.to_xml(action.name(), request_id))
         }
         other => Err(ApiError::invalid_action(action, other)),
     }
+}
+
+/// What CloudTrail would show of an IAM response: ids and names, never secrets or seeds.
+fn iam_response_elements(out: &IamOutput) -> Option<Value> {
+    match out {
+        IamOutput::User {
+            action: "CreateUser",
+            user,
+        } => Some(json!({
+            "user": {"userName": user.user_name, "userId": user.user_id, "arn": user.arn, "path": user.path}
+        })),
+        IamOutput::NewAccessKey { key, .. } => Some(json!({
+            "accessKey": {"accessKeyId": key.access_key_id, "status": key.status, "userName": key.user_name}
+        })),
+        IamOutput::NewVirtualMfaDevice { serial_number, .. } => {
+            Some(json!({"virtualMFADevice": {"serialNumber": serial_number}}))
+        }
+        _ => None,
+    }
+}
+
+fn audit_record(
+    state: &AppState,
+    req: &Incoming<'_>,
+    params: &Params,
+    api: Api,
+    request_id: &str,
+    trace: &Trace,
+    error: Option<&ApiError>,
+) -> Value {
+    let source = match api {
+        Api::Sts => "sts.amazonaws.com",
+        Api::Iam => "iam.amazonaws.com",
+    };
+    let identity = trace.caller.as_ref().map(|c| {
+        crate::audit::user_identity(
+            &c.identity(&state.account),
+            &state.account,
+            c.access_key_id(),
+            c.mfa(),
+        )
+    });
+    let user_agent = req
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let mut record = json!({
+        "eventVersion": "1.08",
+        "eventTime": stsd_core::timefmt::iso8601(state.clock.now()),
+        "eventSource": source,
+        "eventName": params.get("Action"),
+        "awsRegion": trace.region,
+        "sourceIPAddress": req.peer.to_string(),
+        "userAgent": user_agent,
+        "userIdentity": identity,
+        "requestParameters": crate::audit::request_parameters(params),
+        "responseElements": trace.response,
+        "requestID": request_id,
+        "eventID": new_request_id(),
+        "eventType": "AwsApiCall",
+        "recipientAccountId": state.account,
+    });
+    if let Some(e) = error {
+        record["errorCode"] = json!(e.code);
+        // Validation messages echo values: keep one-time codes out of the log.
+        let mut message = e.message.clone();
+        for p in ["TokenCode", "AuthenticationCode1", "AuthenticationCode2"] {
+            if let Some(v) = params.get(p).filter(|v| !v.is_empty()) {
+                message = message.replace(v, "***");
+            }
+        }
+        record["errorMessage"] = json!(message);
+    }
+    record
 }

@@ -64,8 +64,19 @@ async fn serve_request(
     peer: SocketAddr,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let started = Instant::now();
-    if req.uri().path() == "/healthz" && req.method() == http::Method::GET {
-        return Ok(plain(200, "ok\n"));
+    if req.method() == http::Method::GET {
+        match req.uri().path() {
+            "/healthz" => return Ok(plain(200, "ok\n")),
+            "/metrics" => {
+                let mut r = Response::new(Full::new(Bytes::from(state.metrics.render())));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; version=0.0.4"),
+                );
+                return Ok(r);
+            }
+            _ => {}
+        }
     }
     let request_id = handler::new_request_id();
     let span = tracing::info_span!("request", request_id = %request_id, peer = %peer);
@@ -107,6 +118,7 @@ async fn serve_request(
         query: parts.uri.query().unwrap_or(""),
         headers: &parts.headers,
         body: &body,
+        peer: peer.ip(),
     };
     let outcome = {
         use tracing::Instrument;
@@ -114,6 +126,11 @@ async fn serve_request(
             .instrument(span.clone())
             .await
     };
+    state.metrics.request(
+        crate::metrics::action_label(outcome.action.as_deref()),
+        outcome.error_code.as_deref().unwrap_or("OK"),
+        started.elapsed(),
+    );
     span.in_scope(|| {
         tracing::info!(
             action = outcome.action.as_deref().unwrap_or("-"),
@@ -131,8 +148,11 @@ async fn serve_request(
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
+    max_connections: usize,
     shutdown: impl Future<Output = ()>,
 ) {
+    // Connections beyond the limit wait in the kernel's accept queue until one closes.
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -142,7 +162,11 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
+            accepted = async {
+                let permit = Arc::clone(&permits).acquire_owned().await;
+                (listener.accept().await, permit)
+            } => {
+                let (accepted, permit) = accepted;
                 let (stream, peer) = match accepted {
                     Ok(x) => x,
                     Err(e) => {
@@ -158,6 +182,7 @@ pub async fn serve(
                 let conn = builder.serve_connection(TokioIo::new(stream), svc);
                 let watched = graceful.watch(conn);
                 tokio::spawn(async move {
+                    let _permit = permit;
                     if let Err(e) = watched.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }

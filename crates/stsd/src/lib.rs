@@ -6,12 +6,15 @@
 //! [`errors`] and is written as AWS's `ErrorResponse`.
 
 pub mod admin;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod errors;
 pub mod handler;
 pub mod http;
 pub mod iam;
+pub mod limits;
+pub mod metrics;
 pub mod qr;
 pub mod setup;
 pub mod state;

@@ -11,12 +11,20 @@ fn main() -> std::process::ExitCode {
         Command::Serve(_) => "info",
         Command::Admin(_) | Command::Migrate(_) => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("STSD_LOG").unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter =
+        EnvFilter::try_from_env("STSD_LOG").unwrap_or_else(|_| EnvFilter::new(default_level));
+    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == "json");
+    let fmt = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        fmt.json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        fmt.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -76,6 +76,14 @@ pub struct AppState {
     pub clock: Clock,
     /// MFA rules.
     pub mfa: MfaPolicy,
+    /// Metrics.
+    pub metrics: crate::metrics::Metrics,
+    /// Per-source-IP request rate limit.
+    pub ip_limit: crate::limits::Limiter,
+    /// Per-access-key request rate limit.
+    pub key_limit: crate::limits::Limiter,
+    /// The audit log, when enabled.
+    pub audit: Option<crate::audit::AuditLog>,
     last_used: Mutex<HashMap<String, LastUse>>,
     not_before: RwLock<HashMap<String, (std::time::Instant, Option<i64>)>>,
     key_cache: RwLock<HashMap<String, (std::time::Instant, Arc<AccessKey>)>>,
@@ -107,6 +115,10 @@ impl AppState {
             regions,
             clock,
             mfa: MfaPolicy::default(),
+            metrics: crate::metrics::Metrics::default(),
+            ip_limit: crate::limits::Limiter::new(crate::limits::Rate::default()),
+            key_limit: crate::limits::Limiter::new(crate::limits::Rate::default()),
+            audit: None,
             last_used: Mutex::new(HashMap::new()),
             not_before: RwLock::new(HashMap::new()),
             key_cache: RwLock::new(HashMap::new()),
@@ -135,7 +147,10 @@ impl AppState {
         {
             return Ok(Some(Arc::clone(k)));
         }
-        let Some(key) = self.store.access_key(id).await? else {
+        let started = std::time::Instant::now();
+        let looked_up = self.store.access_key(id).await;
+        self.metrics.store("access_key", started.elapsed());
+        let Some(key) = looked_up? else {
             return Ok(None);
         };
         let key = Arc::new(key);
@@ -210,7 +225,10 @@ impl AppState {
         {
             return v;
         }
-        match self.store.sessions_not_before(principal).await {
+        let started = std::time::Instant::now();
+        let looked_up = self.store.sessions_not_before(principal).await;
+        self.metrics.store("sessions_not_before", started.elapsed());
+        match looked_up {
             Ok(v) => {
                 if let Ok(mut m) = self.not_before.write() {
                     if m.len() >= KEY_CACHE_CAPACITY {

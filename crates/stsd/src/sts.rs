@@ -18,6 +18,24 @@ pub const ROOT_MAX_DURATION: i64 = 3600;
 /// Default duration of an IAM user's session.
 pub const USER_DEFAULT_DURATION: i64 = 43_200;
 
+/// A successful action: the body, and what the audit log may record of the response.
+#[derive(Debug)]
+pub struct Executed {
+    /// XML body.
+    pub body: String,
+    /// CloudTrail-style `responseElements` (never a secret or a token).
+    pub response: Option<serde_json::Value>,
+}
+
+impl From<String> for Executed {
+    fn from(body: String) -> Self {
+        Executed {
+            body,
+            response: None,
+        }
+    }
+}
+
 /// Runs an STS action for `caller`; returns the response body.
 ///
 /// # Errors
@@ -27,16 +45,14 @@ pub async fn execute(
     caller: &Caller,
     action: StsAction,
     request_id: &str,
-) -> Result<String, ApiError> {
+) -> Result<Executed, ApiError> {
     match action {
         StsAction::GetCallerIdentity => {
             let id = caller.identity(&state.account);
-            Ok(wire::get_caller_identity_body(
-                &id.arn,
-                &id.user_id,
-                &state.account,
-                request_id,
-            ))
+            Ok(
+                wire::get_caller_identity_body(&id.arn, &id.user_id, &state.account, request_id)
+                    .into(),
+            )
         }
         StsAction::GetAccessKeyInfo { access_key_id } => {
             if caller.is_session() {
@@ -49,10 +65,7 @@ pub async fn execute(
                     "1 validation error detected: Value '{access_key_id}' at 'accessKeyId' failed to satisfy constraint: Member must be an access key id"
                 ))
             })?;
-            Ok(wire::get_access_key_info_body(
-                &ids::format_account(account),
-                request_id,
-            ))
+            Ok(wire::get_access_key_info_body(&ids::format_account(account), request_id).into())
         }
         StsAction::GetSessionToken(input) => {
             get_session_token(state, caller, &input, request_id).await
@@ -65,7 +78,7 @@ async fn get_session_token(
     caller: &Caller,
     input: &GetSessionTokenInput,
     request_id: &str,
-) -> Result<String, ApiError> {
+) -> Result<Executed, ApiError> {
     let key = match caller {
         Caller::Session(_) => {
             return Err(ApiError::access_denied(
@@ -118,15 +131,23 @@ async fn get_session_token(
         tracing::error!(error = %e, "sealing a session token failed");
         ApiError::internal()
     })?;
-    Ok(wire::get_session_token_body(
+    let expiration = iso8601(claims.expires_at);
+    let body = wire::get_session_token_body(
         &wire::Credentials {
             access_key_id: &claims.access_key_id,
             secret_access_key: claims.secret_access_key.expose(),
             session_token: &token,
-            expiration: &iso8601(claims.expires_at),
+            expiration: &expiration,
         },
         request_id,
-    ))
+    );
+    Ok(Executed {
+        body,
+        response: Some(serde_json::json!({
+            "credentials": {"accessKeyId": claims.access_key_id, "expiration": expiration},
+            "sessionTokenSize": token.len(),
+        })),
+    })
 }
 
 /// The message for GetSessionToken without MFA where MFA is required (stsd's own rule, not AWS's).
@@ -168,6 +189,7 @@ async fn verify_mfa(
     };
     let policy = state.mfa;
     if device.locked_until.is_some_and(|t| t > now) {
+        state.metrics.mfa_failure(false);
         tracing::warn!(serial = %serial, "MFA code refused: device locked after repeated failures");
         return Err(ApiError::access_denied(MFA_INVALID_CODE));
     }
@@ -197,6 +219,7 @@ async fn verify_mfa(
             )
             .await
             .map_err(store_err)?;
+        state.metrics.mfa_failure(locked);
         if locked {
             tracing::warn!(serial = %serial, lockout_seconds = policy.lockout, "MFA device locked after repeated failed codes");
         } else {
@@ -204,6 +227,7 @@ async fn verify_mfa(
         }
         return Err(ApiError::access_denied(MFA_INVALID_CODE));
     }
+    state.metrics.mfa_success();
     Ok(MfaContext {
         authenticated_at: now,
         serial_number: serial.to_owned(),

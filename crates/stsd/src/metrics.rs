@@ -1,0 +1,280 @@
+//! Prometheus metrics, rendered on `GET /metrics` in the text exposition format.
+//!
+//! Labels are bounded: actions come from the implemented operations (anything else is `unknown`), outcome
+//! codes from stsd's own error codes. Never an access key id or a user name.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Latency bucket upper bounds in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
+
+/// Operations that may appear as a label.
+pub const KNOWN_ACTIONS: &[&str] = &[
+    "GetSessionToken",
+    "GetCallerIdentity",
+    "GetAccessKeyInfo",
+    "CreateUser",
+    "GetUser",
+    "ListUsers",
+    "DeleteUser",
+    "CreateAccessKey",
+    "ListAccessKeys",
+    "UpdateAccessKey",
+    "DeleteAccessKey",
+    "GetAccessKeyLastUsed",
+    "CreateVirtualMFADevice",
+    "EnableMFADevice",
+    "ResyncMFADevice",
+    "DeactivateMFADevice",
+    "DeleteVirtualMFADevice",
+    "ListMFADevices",
+    "ListVirtualMFADevices",
+    "GetMFADevice",
+];
+
+/// A bounded label for an action name.
+pub fn action_label(action: Option<&str>) -> &'static str {
+    action
+        .and_then(|a| KNOWN_ACTIONS.iter().find(|k| **k == a).copied())
+        .unwrap_or("unknown")
+}
+
+#[derive(Default)]
+struct Histogram {
+    buckets: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.buckets[i] += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {}",
+                self.buckets[i]
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {}",
+            self.count
+        );
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+/// Why a credential was refused (label values of `stsd_auth_failures_total`).
+#[derive(Debug, Clone, Copy)]
+pub enum AuthFailure {
+    /// No or malformed authentication.
+    Malformed,
+    /// Unknown or inactive access key.
+    UnknownKey,
+    /// Signature mismatch, time skew, wrong scope.
+    Signature,
+    /// Session token malformed, tampered, of an unknown key or another account.
+    TokenInvalid,
+    /// Session expired.
+    TokenExpired,
+    /// Session revoked (or its user deleted).
+    TokenRevoked,
+}
+
+const AUTH_REASONS: [&str; 6] = [
+    "malformed",
+    "unknown_key",
+    "signature",
+    "token_invalid",
+    "token_expired",
+    "token_revoked",
+];
+
+/// All counters and histograms.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(&'static str, String), u64>>,
+    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    store: Mutex<BTreeMap<&'static str, Histogram>>,
+    auth_failures: [AtomicU64; 6],
+    mfa_success: AtomicU64,
+    mfa_failure: AtomicU64,
+    mfa_lockout: AtomicU64,
+    throttled: AtomicU64,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Counts a finished request.
+    pub fn request(&self, action: &'static str, outcome: &str, elapsed: Duration) {
+        if let Ok(mut m) = self.requests.lock() {
+            *m.entry((action, outcome.to_owned())).or_insert(0) += 1;
+        }
+        if let Ok(mut m) = self.latency.lock() {
+            m.entry(action).or_default().observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Times a store operation.
+    pub fn store(&self, op: &'static str, elapsed: Duration) {
+        if let Ok(mut m) = self.store.lock() {
+            m.entry(op).or_default().observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// Counts a refused credential.
+    pub fn auth_failure(&self, reason: AuthFailure) {
+        self.auth_failures[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts an accepted MFA code.
+    pub fn mfa_success(&self) {
+        self.mfa_success.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a refused MFA code, and a lock-out when it caused one.
+    pub fn mfa_failure(&self, locked: bool) {
+        self.mfa_failure.fetch_add(1, Ordering::Relaxed);
+        if locked {
+            self.mfa_lockout.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a throttled request.
+    pub fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP stsd_requests_total Query-protocol requests by action and outcome (OK or the AWS error code).\n# TYPE stsd_requests_total counter\n");
+        if let Ok(m) = self.requests.lock() {
+            for ((action, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "stsd_requests_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP stsd_request_duration_seconds Time from the request head to the response, by action.\n# TYPE stsd_request_duration_seconds histogram\n");
+        if let Ok(m) = self.latency.lock() {
+            for (action, h) in m.iter() {
+                h.render(
+                    &mut out,
+                    "stsd_request_duration_seconds",
+                    &format!("action=\"{action}\""),
+                );
+            }
+        }
+        out.push_str("# HELP stsd_store_duration_seconds Store operations on the request path.\n# TYPE stsd_store_duration_seconds histogram\n");
+        if let Ok(m) = self.store.lock() {
+            for (op, h) in m.iter() {
+                h.render(
+                    &mut out,
+                    "stsd_store_duration_seconds",
+                    &format!("op=\"{op}\""),
+                );
+            }
+        }
+        out.push_str("# HELP stsd_auth_failures_total Refused credentials by reason.\n# TYPE stsd_auth_failures_total counter\n");
+        for (i, r) in AUTH_REASONS.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "stsd_auth_failures_total{{reason=\"{r}\"}} {}",
+                self.auth_failures[i].load(Ordering::Relaxed)
+            );
+        }
+        for (name, help, v) in [
+            (
+                "stsd_mfa_success_total",
+                "Accepted MFA codes.",
+                &self.mfa_success,
+            ),
+            (
+                "stsd_mfa_failure_total",
+                "Refused MFA codes (wrong, replayed, or while locked).",
+                &self.mfa_failure,
+            ),
+            (
+                "stsd_mfa_lockouts_total",
+                "MFA devices locked after repeated failures.",
+                &self.mfa_lockout,
+            ),
+            (
+                "stsd_throttled_total",
+                "Requests refused by rate limits.",
+                &self.throttled,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_bounded_labels() {
+        let m = Metrics::default();
+        m.request(
+            action_label(Some("GetSessionToken")),
+            "OK",
+            Duration::from_micros(300),
+        );
+        m.request(
+            action_label(Some("AKIASECRETLOOKINGTHING")),
+            "InvalidAction",
+            Duration::from_millis(2),
+        );
+        m.auth_failure(AuthFailure::TokenExpired);
+        m.mfa_failure(true);
+        let text = m.render();
+        assert!(
+            text.contains("stsd_requests_total{action=\"GetSessionToken\",outcome=\"OK\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stsd_requests_total{action=\"unknown\",outcome=\"InvalidAction\"} 1")
+        );
+        assert!(!text.contains("AKIASECRET"));
+        assert!(text.contains(
+            "stsd_request_duration_seconds_bucket{action=\"GetSessionToken\",le=\"0.0005\"} 1"
+        ));
+        assert!(text.contains(
+            "stsd_request_duration_seconds_bucket{action=\"GetSessionToken\",le=\"0.00025\"} 0"
+        ));
+        assert!(text.contains("stsd_auth_failures_total{reason=\"token_expired\"} 1"));
+        assert!(text.contains("stsd_mfa_lockouts_total 1"));
+    }
+}
