@@ -65,6 +65,9 @@ impl StoreArgs {
 /// `stsd serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
+    /// TOML configuration file (see stsd.example.toml). Flags and environment override it.
+    #[arg(long, env = "STSD_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, env = "STSD_LISTEN", default_value = "127.0.0.1:8754")]
     pub listen: SocketAddr,
@@ -107,6 +110,12 @@ pub struct ServeArgs {
     /// Burst size of both rate limits (default: one second's worth, at least 1).
     #[arg(long, env = "STSD_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<f64>,
+    /// PEM certificate chain: serve HTTPS (with --tls-key). Reloaded on SIGHUP and when the file changes.
+    #[arg(long, env = "STSD_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "STSD_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Maximum concurrent client connections (more wait in the accept queue).
     #[arg(long, env = "STSD_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
@@ -264,16 +273,30 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         })
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(Arc::new(crate::tls::Tls::load(crate::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        })?)),
+        (None, None) => None,
+        _ => bail!("--tls-cert and --tls-key go together"),
+    };
+    let tls_reloader = tls.as_ref().map(crate::tls::Tls::spawn_reloader);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
-    println!("stsd listening on {addr} (account {})", state.account);
+    println!(
+        "stsd listening on {addr} (account {}){}",
+        state.account,
+        if tls.is_some() { " with TLS" } else { "" }
+    );
     tracing::info!(%addr, account = %state.account, "ready");
     crate::http::serve(
         listener,
         Arc::clone(&state),
         args.max_connections,
+        tls.clone(),
         shutdown_signal(),
     )
     .await;
@@ -282,6 +305,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     flusher.abort();
     refresher.abort();
+    if let Some(t) = tls_reloader {
+        t.abort();
+    }
     if let Err(e) = state.flush_last_used().await {
         tracing::warn!(error = %e, "recording access key last use at shutdown failed");
     }

@@ -149,6 +149,7 @@ pub async fn serve(
     listener: TcpListener,
     state: Arc<AppState>,
     max_connections: usize,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     // Connections beyond the limit wait in the kernel's accept queue until one closes.
@@ -179,11 +180,31 @@ pub async fn serve(
                 let _ = stream.set_nodelay(true);
                 let state = Arc::clone(&state);
                 let svc = service_fn(move |req| serve_request(Arc::clone(&state), req, peer));
-                let conn = builder.serve_connection(TokioIo::new(stream), svc);
-                let watched = graceful.watch(conn);
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let acceptor = tls.as_ref().map(|t| t.acceptor());
+                // Each connection (and its TLS handshake) runs in its own task, so a slow handshake
+                // never holds up the accept loop.
                 tokio::spawn(async move {
                     let _permit = permit;
-                    if let Err(e) = watched.await {
+                    let result = match acceptor {
+                        None => watcher.watch(builder.serve_connection(TokioIo::new(stream), svc)).await,
+                        Some(acceptor) => {
+                            let tls_stream = match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(stream)).await {
+                                Ok(Ok(s)) => s,
+                                Ok(Err(e)) => {
+                                    tracing::debug!(error = %e, %peer, "TLS handshake failed");
+                                    return;
+                                }
+                                Err(_) => {
+                                    tracing::debug!(%peer, "TLS handshake timed out");
+                                    return;
+                                }
+                            };
+                            watcher.watch(builder.serve_connection(TokioIo::new(tls_stream), svc)).await
+                        }
+                    };
+                    if let Err(e) = result {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });

@@ -429,10 +429,15 @@ impl<'a> Iam<'a> {
                     None => None,
                     Some(uid) => store.user_by_id(uid).await.map_err(|e| store_err(&e))?,
                 };
-                if let Actor::User { user_id, name, .. } = &self.actor
+                if let Actor::User { user_id, .. } = &self.actor
                     && meta.user_id.as_deref() != Some(user_id.as_str())
                 {
-                    return Err(self.denied(action, &self.user_resource(name)));
+                    // The resource is the key's owner (the root for root keys).
+                    let resource = match &owner {
+                        Some(u) => user_arn(&self.state.account, &u.path, &u.name),
+                        None => format!("arn:aws:iam::{}:root", self.state.account),
+                    };
+                    return Err(self.denied(action, &resource));
                 }
                 let last = self
                     .state

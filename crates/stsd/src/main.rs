@@ -1,11 +1,21 @@
 //! The `stsd` binary.
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use stsd::cli::{Cli, Command};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    if let (Command::Serve(args), Some(m)) = (&mut cli.command, matches.subcommand_matches("serve"))
+        && let Err(e) = stsd::config::load_into(args, m)
+    {
+        eprintln!("stsd: error: {e:#}");
+        return std::process::ExitCode::FAILURE;
+    }
     // The server logs what it does; admin commands print their results and log only problems.
     let default_level = match cli.command {
         Command::Serve(_) => "info",

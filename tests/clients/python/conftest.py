@@ -46,3 +46,24 @@ def sts_for(endpoint):
         return make_client("sts", endpoint, creds, validate)
 
     return factory
+
+
+@pytest.fixture(scope="session")
+def iam_for(endpoint):
+    """IAM clients (API 2010-05-08) on the same endpoint, signed for service `iam`."""
+
+    def factory(creds, validate=True):
+        return make_client("iam", endpoint, creds, validate)
+
+    return factory
+
+
+@pytest.fixture(scope="session")
+def root_iam_client(iam_for, root_creds):
+    return iam_for(root_creds)
+
+
+@pytest.fixture(scope="session")
+def root_iam_novalidate(iam_for, root_creds):
+    """Root IAM client with botocore's client-side validation off, so invalid values reach the server."""
+    return iam_for(root_creds, validate=False)

@@ -87,9 +87,10 @@ def required_env(name):
 
 def client_config(validate=True):
     # One attempt only: a test must see the server's first answer, and a retry would hide or double effects.
+    # (botocore's `max_attempts` counts retries, not attempts: max_attempts=1 would allow one retry on 5xx.)
     return Config(
         region_name=REGION,
-        retries={"mode": "standard", "max_attempts": 1},
+        retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=5,
         read_timeout=30,
         parameter_validation=validate,
@@ -245,3 +246,269 @@ def flip_char(s, index):
     if c.isdigit():
         repl = "0" if c != "0" else "1"
     return s[:index] + repl + s[index + 1 :]
+
+
+# ---------------------------------------------------------------- IAM and MFA
+
+IAM_USER_ARN_RE = re.compile(r"^arn:aws:iam::[0-9]{12}:user/")
+MSG_IAM_INVALID_AUTH_CODE = "Authentication code for device is not valid."
+MSG_MFA_INVALID_CODE = "MultiFactorAuthentication failed with invalid MFA one time pass code. "
+MSG_MFA_REQUIRED_PREFIX = "MultiFactorAuthentication required"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TOTP_STEP = 30
+
+
+def unique_name(prefix="stsd-test"):
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+def iam_denied_message(account, caller_path_and_name, action, resource):
+    """IAM's AccessDenied text for a user acting outside its own credentials (caller ARN keeps its path)."""
+    return (
+        f"User: arn:aws:iam::{account}:user{caller_path_and_name} is not authorized to perform: "
+        f"iam:{action} on resource: {resource}"
+    )
+
+
+def iam_validation_message(member, rule):
+    """IAM's validation grammar: like STS's, but the value is omitted (reference §3.3)."""
+    return f"1 validation error detected: Value at '{member}' failed to satisfy constraint: Member must {rule}"
+
+
+def assert_error_code(err, status, code):
+    """Like assert_error, for answers whose exact message the reference does not pin."""
+    e = err.response.get("Error", {})
+    meta = err.response.get("ResponseMetadata", {})
+    got = (meta.get("HTTPStatusCode"), e.get("Code"))
+    assert got == (status, code), f"expected {(status, code)!r}, got {got!r} ({e.get('Message')!r})"
+    assert e.get("Message"), f"empty Message for {code}"
+    assert e.get("Type") == "Sender", f"Error/Type should be Sender for a {status}, got {e.get('Type')!r}"
+    assert REQUEST_ID_RE.match(meta.get("RequestId") or ""), f"bad RequestId {meta.get('RequestId')!r}"
+
+
+def totp_step(t=None):
+    """The RFC 6238 time step (30 s) containing epoch second t (default: now)."""
+    return int(time.time() if t is None else t) // TOTP_STEP
+
+
+def totp_code(seed, step):
+    """The 6-digit code of a Base32 seed for one time step, computed by pyotp (not by the server)."""
+    import pyotp
+
+    return pyotp.TOTP(seed).at(step * TOTP_STEP)
+
+
+def wrong_code(seed, around_step, spread=3):
+    """A 6-digit code that is not the code of any step within `spread` of `around_step`."""
+    taken = {totp_code(seed, s) for s in range(around_step - spread, around_step + spread + 1)}
+    n = int(totp_code(seed, around_step))
+    while True:
+        n = (n + 1) % 1_000_000
+        candidate = "%06d" % n
+        if candidate not in taken:
+            return candidate
+
+
+def seconds_left_in_step(t=None):
+    t = time.time() if t is None else t
+    return TOTP_STEP - (t % TOTP_STEP)
+
+
+def avoid_step_boundary(margin):
+    """Sleeps past the next step boundary if fewer than `margin` seconds of the current step remain, so a short
+    sequence of requests sees one server step. Returns the step to compute codes from."""
+    left = seconds_left_in_step()
+    if left < margin:
+        time.sleep(left + 0.2)
+    return totp_step()
+
+
+# ---------------------------------------------------------------- a private stsd
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def new_root_creds():
+    """Root credentials as run.sh makes them: (account, Creds) with the account encoded in the key id."""
+    account = "%012d" % (100_000_000_000 + secrets.randbelow(900_000_000_000))
+    return account, Creds(random_key_id("AKIA", account), random_secret())
+
+
+class PrivateServer:
+    """An stsd of the test's own (`STSD_BIN serve` on a free loopback port and its own data dir), for server
+    options the shared server does not have. `restart()` keeps the data dir; `stop()` sends SIGTERM."""
+
+    def __init__(self, data_dir, *args):
+        import pathlib
+
+        self.bin = required_env("STSD_BIN")
+        self.data_dir = pathlib.Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.data_dir.parent / (self.data_dir.name + ".log")
+        self.args = list(args)
+        self.account, self.root = new_root_creds()
+        self.proc = None
+        self.port = None
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, lines=40):
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no server log)"
+
+    def _healthy(self):
+        try:
+            with urllib.request.urlopen(self.endpoint + "/healthz", timeout=2) as r:
+                return r.status == 200
+        except Exception:
+            return False
+
+    def start(self, timeout=30):
+        import subprocess
+
+        # Only what this server needs: no STSD_* from the suite's own environment (STSD_DATA_DIR etc.).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("STSD_")}
+        env.update(
+            STSD_ACCOUNT_ID=self.account,
+            STSD_ROOT_ACCESS_KEY_ID=self.root.access_key_id,
+            STSD_ROOT_SECRET_ACCESS_KEY=self.root.secret_access_key,
+        )
+        for _attempt in range(3):
+            self.port = self.port or free_port()
+            with open(self.log_path, "ab") as log:
+                self.proc = subprocess.Popen(
+                    [self.bin, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.data_dir), *self.args],
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                )
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                if self._healthy():
+                    return self
+                time.sleep(0.05)
+            if self.proc.poll() is None:
+                self.stop()
+                raise AssertionError(f"private stsd not healthy within {timeout}s:\n{self.log_tail()}")
+            if "in use" not in self.log_tail(5).lower():
+                raise AssertionError(f"private stsd exited with {self.proc.returncode}:\n{self.log_tail()}")
+            self.port = None  # taken meanwhile: pick another
+        raise AssertionError(f"private stsd could not bind a port:\n{self.log_tail()}")
+
+    def stop(self, timeout=10):
+        import signal
+        import subprocess
+
+        if self.proc is None:
+            return None
+        proc, self.proc = self.proc, None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"private stsd ignored SIGTERM for {timeout}s:\n{self.log_tail()}")
+        return proc.returncode
+
+    def restart(self, *args):
+        """Stops (SIGTERM, exit status 0 expected) and starts again on the same data dir; `args`, when given,
+        replace the extra command-line arguments (e.g. another --clock-offset-seconds)."""
+        rc = self.stop()
+        assert rc == 0, f"private stsd exited with {rc} after SIGTERM:\n{self.log_tail()}"
+        if args:
+            self.args = list(args)
+        return self.start()
+
+    def client(self, service, creds=None, validate=True):
+        return make_client(service, self.endpoint, creds or self.root, validate)
+
+
+def create_iam_user(iam, path=None, key=True, name=None):
+    """Creates a user (and one access key) with `iam` (root); returns (name, user, Creds or None)."""
+    name = name or unique_name()
+    kwargs = {"UserName": name}
+    if path:
+        kwargs["Path"] = path
+    user = iam.create_user(**kwargs)["User"]
+    creds = None
+    if key:
+        k = iam.create_access_key(UserName=name)["AccessKey"]
+        creds = Creds(k["AccessKeyId"], k["SecretAccessKey"])
+    return name, user, creds
+
+
+@dataclass
+class MfaUser:
+    name: str
+    user: dict
+    creds: Optional[Creds]
+    serial: str
+    seed: str
+    step: Optional[int]  # the step of the second enrolment code (None: device not enabled)
+
+
+def create_mfa_user(iam, enable=True, key=True, clock_offset=0):
+    """A user with a virtual MFA device named after it, enabled for the user (unless enable=False) with the codes
+    of the previous and the current step, as an authenticator shows them. The server anchors the device's clock
+    on the second code and consumes both steps, so right after this only the NEXT step's code (step + 1) is
+    usable. `clock_offset`: seconds the server's clock is ahead of this machine's."""
+    name, user, creds = create_iam_user(iam, key=key)
+    dev = iam.create_virtual_mfa_device(VirtualMFADeviceName=name)["VirtualMFADevice"]
+    seed = dev["Base32StringSeed"].decode("ascii")
+    step = None
+    if enable:
+        step = totp_step(time.time() + clock_offset)
+        iam.enable_mfa_device(
+            UserName=name,
+            SerialNumber=dev["SerialNumber"],
+            AuthenticationCode1=totp_code(seed, step - 1),
+            AuthenticationCode2=totp_code(seed, step),
+        )
+    return MfaUser(name, user, creds, dev["SerialNumber"], seed, step)
+
+
+def png_info(data):
+    """Parses a PNG with the standard library only: signature, chunk CRCs, IHDR first, IEND last, and the
+    inflated image data size matching IHDR. Returns (width, height, bit_depth, colour_type)."""
+    import struct
+    import zlib
+
+    assert data[:8] == PNG_MAGIC, f"not a PNG signature: {data[:8]!r}"
+    pos, chunks, idat = 8, [], b""
+    while pos < len(data):
+        assert pos + 12 <= len(data), "truncated PNG chunk"
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        ctype = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length : pos + 12 + length])
+        assert zlib.crc32(ctype + body) == crc, f"bad CRC in {ctype!r} chunk"
+        chunks.append(ctype)
+        if ctype == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+        elif ctype == b"IDAT":
+            idat += body
+        pos += 12 + length
+    assert chunks[0] == b"IHDR" and chunks[-1] == b"IEND", chunks
+    assert b"IDAT" in chunks, chunks
+    width, height, depth, colour, _comp, _filter, interlace = ihdr
+    assert width > 0 and height > 0, ihdr
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+    if interlace == 0:
+        row = 1 + (width * depth * channels + 7) // 8
+        assert len(zlib.decompress(idat)) == row * height, "image data does not match IHDR"
+    return width, height, depth, colour
