@@ -444,6 +444,136 @@ impl IamAction {
     }
 }
 
+impl IamAction {
+    /// The query parameters that express this action (`Action` and `Version` included), for clients
+    /// such as `stsd admin --endpoint-url`. [`IamAction::parse`] of them gives the action back.
+    pub fn to_params(&self) -> Vec<(String, String)> {
+        let mut p: Vec<(String, String)> = vec![
+            ("Action".into(), self.name().into()),
+            ("Version".into(), IAM_VERSION.into()),
+        ];
+        let mut put = |k: &str, v: &str| p.push((k.to_owned(), v.to_owned()));
+        let page = |put: &mut dyn FnMut(&str, &str), page: &Page| {
+            if let Some(m) = &page.marker {
+                put("Marker", m);
+            }
+            if page.max_items != DEFAULT_MAX_ITEMS {
+                put("MaxItems", &page.max_items.to_string());
+            }
+        };
+        match self {
+            IamAction::CreateUser { user_name, path } => {
+                put("UserName", user_name);
+                put("Path", path);
+            }
+            IamAction::GetUser { user_name } | IamAction::CreateAccessKey { user_name } => {
+                if let Some(u) = user_name {
+                    put("UserName", u);
+                }
+            }
+            IamAction::ListUsers {
+                path_prefix,
+                page: pg,
+            } => {
+                put("PathPrefix", path_prefix);
+                page(&mut put, pg);
+            }
+            IamAction::DeleteUser { user_name } => put("UserName", user_name),
+            IamAction::ListAccessKeys {
+                user_name,
+                page: pg,
+            }
+            | IamAction::ListMfaDevices {
+                user_name,
+                page: pg,
+            } => {
+                if let Some(u) = user_name {
+                    put("UserName", u);
+                }
+                page(&mut put, pg);
+            }
+            IamAction::UpdateAccessKey {
+                user_name,
+                access_key_id,
+                active,
+            } => {
+                if let Some(u) = user_name {
+                    put("UserName", u);
+                }
+                put("AccessKeyId", access_key_id);
+                put("Status", if *active { "Active" } else { "Inactive" });
+            }
+            IamAction::DeleteAccessKey {
+                user_name,
+                access_key_id,
+            } => {
+                if let Some(u) = user_name {
+                    put("UserName", u);
+                }
+                put("AccessKeyId", access_key_id);
+            }
+            IamAction::GetAccessKeyLastUsed { access_key_id } => put("AccessKeyId", access_key_id),
+            IamAction::CreateVirtualMfaDevice { name, path } => {
+                put("VirtualMFADeviceName", name);
+                put("Path", path);
+            }
+            IamAction::EnableMfaDevice {
+                user_name,
+                serial_number,
+                code1,
+                code2,
+            }
+            | IamAction::ResyncMfaDevice {
+                user_name,
+                serial_number,
+                code1,
+                code2,
+            } => {
+                put("UserName", user_name);
+                put("SerialNumber", serial_number);
+                put("AuthenticationCode1", code1);
+                put("AuthenticationCode2", code2);
+            }
+            IamAction::DeactivateMfaDevice {
+                user_name,
+                serial_number,
+            } => {
+                if let Some(u) = user_name {
+                    put("UserName", u);
+                }
+                put("SerialNumber", serial_number);
+            }
+            IamAction::DeleteVirtualMfaDevice { serial_number } => {
+                put("SerialNumber", serial_number)
+            }
+            IamAction::ListVirtualMfaDevices {
+                assignment,
+                page: pg,
+            } => {
+                put(
+                    "AssignmentStatus",
+                    match assignment {
+                        Assignment::Assigned => "Assigned",
+                        Assignment::Unassigned => "Unassigned",
+                        Assignment::Any => "Any",
+                    },
+                );
+                page(&mut put, pg);
+            }
+            IamAction::GetMfaDevice {
+                serial_number,
+                user_name,
+            } => {
+                put("SerialNumber", serial_number);
+                if let Some(u) = user_name {
+                    put("UserName", u);
+                }
+            }
+        }
+        p
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Outputs
 
@@ -701,6 +831,206 @@ impl IamOutput {
     }
 }
 
+fn b64_decode(s: &str) -> Result<Vec<u8>, String> {
+    let val = |c: u8| -> Result<u32, String> {
+        Ok(match c {
+            b'A'..=b'Z' => u32::from(c - b'A'),
+            b'a'..=b'z' => u32::from(c - b'a') + 26,
+            b'0'..=b'9' => u32::from(c - b'0') + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return Err("invalid base64".into()),
+        })
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let data: &[u8] = match bytes.iter().position(|b| *b == b'=') {
+        Some(i) => &bytes[..i],
+        None => &bytes,
+    };
+    let mut out = Vec::with_capacity(data.len() * 3 / 4);
+    for chunk in data.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= val(*c)? << (18 - 6 * i);
+        }
+        let take = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return Err("truncated base64".into()),
+        };
+        out.extend_from_slice(&n.to_be_bytes()[1..=take]);
+    }
+    Ok(out)
+}
+
+fn user_from(el: &crate::xml::Element) -> UserView {
+    let t = |n: &str| el.child_text(n).unwrap_or_default().to_owned();
+    UserView {
+        path: t("Path"),
+        user_name: t("UserName"),
+        user_id: t("UserId"),
+        arn: t("Arn"),
+        create_date: t("CreateDate"),
+    }
+}
+
+fn key_from(el: &crate::xml::Element) -> AccessKeyView {
+    AccessKeyView {
+        user_name: el.child_text("UserName").map(str::to_owned),
+        access_key_id: el.child_text("AccessKeyId").unwrap_or_default().to_owned(),
+        status: el.child_text("Status").unwrap_or_default().to_owned(),
+        create_date: el.child_text("CreateDate").unwrap_or_default().to_owned(),
+    }
+}
+
+fn marker_from(result: &crate::xml::Element) -> Option<String> {
+    (result.child_text("IsTruncated") == Some("true"))
+        .then(|| result.child_text("Marker").map(str::to_owned))
+        .flatten()
+}
+
+impl IamOutput {
+    /// Reads a success body written by [`IamOutput::to_xml`] for `action` (used by remote clients).
+    ///
+    /// # Errors
+    /// A message when the body is not the expected response.
+    pub fn from_xml(action: &IamAction, doc: &str) -> Result<IamOutput, String> {
+        let root = crate::xml::parse(doc)?;
+        let name = action.name();
+        if root.name != format!("{name}Response") {
+            return Err(format!("expected {name}Response, got {}", root.name));
+        }
+        let result = root.child(&format!("{name}Result"));
+        let need = || result.ok_or_else(|| format!("{name}Response has no {name}Result"));
+        Ok(match action {
+            IamAction::CreateUser { .. } | IamAction::GetUser { .. } => IamOutput::User {
+                action: name,
+                user: user_from(need()?.child("User").ok_or("no User")?),
+            },
+            IamAction::ListUsers { .. } => {
+                let r = need()?;
+                IamOutput::Users {
+                    users: r
+                        .child("Users")
+                        .map(|u| u.children_named("member").map(user_from).collect())
+                        .unwrap_or_default(),
+                    next_marker: marker_from(r),
+                }
+            }
+            IamAction::CreateAccessKey { .. } => {
+                let k = need()?.child("AccessKey").ok_or("no AccessKey")?;
+                IamOutput::NewAccessKey {
+                    key: key_from(k),
+                    secret_access_key: k
+                        .child_text("SecretAccessKey")
+                        .ok_or("no SecretAccessKey")?
+                        .to_owned(),
+                }
+            }
+            IamAction::ListAccessKeys { .. } => {
+                let r = need()?;
+                IamOutput::AccessKeys {
+                    keys: r
+                        .child("AccessKeyMetadata")
+                        .map(|m| m.children_named("member").map(key_from).collect())
+                        .unwrap_or_default(),
+                    next_marker: marker_from(r),
+                }
+            }
+            IamAction::GetAccessKeyLastUsed { .. } => {
+                let r = need()?;
+                let u = r.child("AccessKeyLastUsed").ok_or("no AccessKeyLastUsed")?;
+                IamOutput::AccessKeyLastUsed {
+                    user_name: r.child_text("UserName").map(str::to_owned),
+                    last_used_date: u.child_text("LastUsedDate").map(str::to_owned),
+                    service: u.child_text("ServiceName").unwrap_or_default().to_owned(),
+                    region: u.child_text("Region").unwrap_or_default().to_owned(),
+                }
+            }
+            IamAction::CreateVirtualMfaDevice { .. } => {
+                let d = need()?
+                    .child("VirtualMFADevice")
+                    .ok_or("no VirtualMFADevice")?;
+                let seed = b64_decode(
+                    d.child_text("Base32StringSeed")
+                        .ok_or("no Base32StringSeed")?,
+                )?;
+                IamOutput::NewVirtualMfaDevice {
+                    serial_number: d
+                        .child_text("SerialNumber")
+                        .ok_or("no SerialNumber")?
+                        .to_owned(),
+                    base32_seed: String::from_utf8(seed).map_err(|_| "seed is not text")?,
+                    qr_code_png: b64_decode(d.child_text("QRCodePNG").unwrap_or_default())?,
+                }
+            }
+            IamAction::ListMfaDevices { .. } => {
+                let r = need()?;
+                let members: Vec<&crate::xml::Element> = r
+                    .child("MFADevices")
+                    .map(|m| m.children_named("member").collect())
+                    .unwrap_or_default();
+                IamOutput::MfaDevices {
+                    user_name: members
+                        .first()
+                        .and_then(|m| m.child_text("UserName"))
+                        .unwrap_or_default()
+                        .to_owned(),
+                    devices: members
+                        .iter()
+                        .map(|m| MfaDeviceView {
+                            serial_number: m
+                                .child_text("SerialNumber")
+                                .unwrap_or_default()
+                                .to_owned(),
+                            user: None,
+                            enable_date: m.child_text("EnableDate").map(str::to_owned),
+                        })
+                        .collect(),
+                    next_marker: marker_from(r),
+                }
+            }
+            IamAction::ListVirtualMfaDevices { .. } => {
+                let r = need()?;
+                IamOutput::VirtualMfaDevices {
+                    devices: r
+                        .child("VirtualMFADevices")
+                        .map(|m| {
+                            m.children_named("member")
+                                .map(|d| MfaDeviceView {
+                                    serial_number: d
+                                        .child_text("SerialNumber")
+                                        .unwrap_or_default()
+                                        .to_owned(),
+                                    user: d.child("User").map(user_from),
+                                    enable_date: d.child_text("EnableDate").map(str::to_owned),
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    next_marker: marker_from(r),
+                }
+            }
+            IamAction::GetMfaDevice { .. } => {
+                let r = need()?;
+                IamOutput::MfaDevice {
+                    user_name: r.child_text("UserName").map(str::to_owned),
+                    serial_number: r.child_text("SerialNumber").unwrap_or_default().to_owned(),
+                    enable_date: r.child_text("EnableDate").map(str::to_owned),
+                }
+            }
+            IamAction::DeleteUser { .. }
+            | IamAction::UpdateAccessKey { .. }
+            | IamAction::DeleteAccessKey { .. }
+            | IamAction::EnableMfaDevice { .. }
+            | IamAction::ResyncMfaDevice { .. }
+            | IamAction::DeactivateMfaDevice { .. }
+            | IamAction::DeleteVirtualMfaDevice { .. } => IamOutput::Empty { action: name },
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -796,5 +1126,198 @@ mod tests {
         assert_eq!(b64(b"JBSWY3DP"), "SkJTV1kzRFA=");
         assert_eq!(b64(b"ab"), "YWI=");
         assert_eq!(b64(b""), "");
+    }
+
+    #[test]
+    fn actions_round_trip_through_params() {
+        let page = Page {
+            marker: Some("m k".into()),
+            max_items: 7,
+        };
+        let actions = vec![
+            IamAction::CreateUser {
+                user_name: "a".into(),
+                path: "/x/".into(),
+            },
+            IamAction::GetUser { user_name: None },
+            IamAction::ListUsers {
+                path_prefix: "/".into(),
+                page: page.clone(),
+            },
+            IamAction::DeleteUser {
+                user_name: "a".into(),
+            },
+            IamAction::CreateAccessKey {
+                user_name: Some("a".into()),
+            },
+            IamAction::ListAccessKeys {
+                user_name: None,
+                page: Page {
+                    marker: None,
+                    max_items: 100,
+                },
+            },
+            IamAction::UpdateAccessKey {
+                user_name: None,
+                access_key_id: "AKIAAAAAAAAAAAAAAAAA".into(),
+                active: false,
+            },
+            IamAction::DeleteAccessKey {
+                user_name: Some("a".into()),
+                access_key_id: "AKIAAAAAAAAAAAAAAAAA".into(),
+            },
+            IamAction::GetAccessKeyLastUsed {
+                access_key_id: "AKIAAAAAAAAAAAAAAAAA".into(),
+            },
+            IamAction::CreateVirtualMfaDevice {
+                name: "d".into(),
+                path: "/".into(),
+            },
+            IamAction::EnableMfaDevice {
+                user_name: "a".into(),
+                serial_number: "arn:aws:iam::1:mfa/d".into(),
+                code1: "123456".into(),
+                code2: "654321".into(),
+            },
+            IamAction::ResyncMfaDevice {
+                user_name: "a".into(),
+                serial_number: "GAHT12345678".into(),
+                code1: "123456".into(),
+                code2: "654321".into(),
+            },
+            IamAction::DeactivateMfaDevice {
+                user_name: None,
+                serial_number: "GAHT12345678".into(),
+            },
+            IamAction::DeleteVirtualMfaDevice {
+                serial_number: "arn:aws:iam::1:mfa/d".into(),
+            },
+            IamAction::ListMfaDevices {
+                user_name: Some("a".into()),
+                page: page.clone(),
+            },
+            IamAction::ListVirtualMfaDevices {
+                assignment: Assignment::Unassigned,
+                page,
+            },
+            IamAction::GetMfaDevice {
+                serial_number: "GAHT12345678".into(),
+                user_name: Some("a".into()),
+            },
+        ];
+        for a in actions {
+            let mut ser = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in a.to_params() {
+                ser.append_pair(&k, &v);
+            }
+            let params = Params::parse(ser.finish().as_bytes());
+            let back = IamAction::parse(params.get("Action").unwrap(), &params).unwrap();
+            assert!(back == a, "{} did not round-trip", a.name());
+        }
+    }
+
+    #[test]
+    fn outputs_round_trip_through_xml() {
+        let u = UserView {
+            path: "/".into(),
+            user_name: "a&b".into(),
+            user_id: "AIDAEXAMPLE0000000000".into(),
+            arn: "arn:aws:iam::1:user/a&b".into(),
+            create_date: "2026-11-23T00:00:00Z".into(),
+        };
+        let k = AccessKeyView {
+            user_name: Some("a".into()),
+            access_key_id: "AKIAAAAAAAAAAAAAAAAA".into(),
+            status: "Active".into(),
+            create_date: "2026-11-23T00:00:00Z".into(),
+        };
+        let cases = vec![
+            (
+                IamAction::GetUser { user_name: None },
+                IamOutput::User {
+                    action: "GetUser",
+                    user: u.clone(),
+                },
+            ),
+            (
+                IamAction::ListUsers {
+                    path_prefix: "/".into(),
+                    page: Page {
+                        marker: None,
+                        max_items: 1,
+                    },
+                },
+                IamOutput::Users {
+                    users: vec![u.clone(), u.clone()],
+                    next_marker: Some("x".into()),
+                },
+            ),
+            (
+                IamAction::CreateAccessKey { user_name: None },
+                IamOutput::NewAccessKey {
+                    key: k.clone(),
+                    secret_access_key: "s+/=".into(),
+                },
+            ),
+            (
+                IamAction::ListAccessKeys {
+                    user_name: None,
+                    page: Page {
+                        marker: None,
+                        max_items: 100,
+                    },
+                },
+                IamOutput::AccessKeys {
+                    keys: vec![k],
+                    next_marker: None,
+                },
+            ),
+            (
+                IamAction::CreateVirtualMfaDevice {
+                    name: "d".into(),
+                    path: "/".into(),
+                },
+                IamOutput::NewVirtualMfaDevice {
+                    serial_number: "arn:aws:iam::1:mfa/d".into(),
+                    base32_seed: "JBSWY3DPEHPK3PXP".into(),
+                    qr_code_png: vec![0x89, 0x50, 0x4e, 0x47, 0, 255, 7],
+                },
+            ),
+            (
+                IamAction::ListVirtualMfaDevices {
+                    assignment: Assignment::Any,
+                    page: Page {
+                        marker: None,
+                        max_items: 100,
+                    },
+                },
+                IamOutput::VirtualMfaDevices {
+                    devices: vec![MfaDeviceView {
+                        serial_number: "s1xxxxxxx".into(),
+                        user: Some(u),
+                        enable_date: Some("d".into()),
+                    }],
+                    next_marker: None,
+                },
+            ),
+            (
+                IamAction::DeleteUser {
+                    user_name: "a".into(),
+                },
+                IamOutput::Empty {
+                    action: "DeleteUser",
+                },
+            ),
+        ];
+        for (action, out) in cases {
+            let xml = out.to_xml(action.name(), "rid");
+            assert_eq!(
+                IamOutput::from_xml(&action, &xml).unwrap(),
+                out,
+                "{}",
+                action.name()
+            );
+        }
+        assert!(IamOutput::from_xml(&IamAction::GetUser { user_name: None }, "<Other/>").is_err());
     }
 }

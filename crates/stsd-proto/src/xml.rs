@@ -174,3 +174,157 @@ mod tests {
         );
     }
 }
+
+/// A parsed XML element: enough to read AWS query-protocol responses (elements and text; attributes are
+/// skipped, entities decoded).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    /// Tag name.
+    pub name: String,
+    /// Child elements in order.
+    pub children: Vec<Element>,
+    /// Concatenated text content (trimmed).
+    pub text: String,
+}
+
+impl Element {
+    /// The first child named `name`.
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children.iter().find(|c| c.name == name)
+    }
+
+    /// The text of the first child named `name`.
+    pub fn child_text(&self, name: &str) -> Option<&str> {
+        self.child(name).map(|c| c.text.as_str())
+    }
+
+    /// Children named `name`.
+    pub fn children_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Element> + 'a {
+        self.children.iter().filter(move |c| c.name == name)
+    }
+}
+
+fn unescape(s: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let end = rest[i..].find(';').ok_or("unterminated entity")? + i;
+        let ent = &rest[i + 1..end];
+        match ent {
+            "amp" => out.push('&'),
+            "lt" => out.push('<'),
+            "gt" => out.push('>'),
+            "quot" => out.push('"'),
+            "apos" => out.push('\''),
+            e if e.starts_with("#x") => out.push(
+                u32::from_str_radix(&e[2..], 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .ok_or("bad character reference")?,
+            ),
+            e if e.starts_with('#') => out.push(
+                e[1..]
+                    .parse::<u32>()
+                    .ok()
+                    .and_then(char::from_u32)
+                    .ok_or("bad character reference")?,
+            ),
+            _ => return Err(format!("unknown entity &{ent};")),
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Parses a document into its root element.
+///
+/// # Errors
+/// A message describing the first syntax problem.
+pub fn parse(doc: &str) -> Result<Element, String> {
+    let mut stack: Vec<Element> = Vec::new();
+    let mut rest = doc;
+    let mut root: Option<Element> = None;
+    loop {
+        let Some(lt) = rest.find('<') else { break };
+        let text = &rest[..lt];
+        if let Some(top) = stack.last_mut() {
+            top.text.push_str(&unescape(text)?);
+        }
+        let gt = rest[lt..].find('>').ok_or("unterminated tag")? + lt;
+        let tag = &rest[lt + 1..gt];
+        rest = &rest[gt + 1..];
+        if tag.starts_with('?') || tag.starts_with('!') {
+            continue;
+        }
+        if let Some(name) = tag.strip_prefix('/') {
+            let mut done = stack.pop().ok_or("unexpected closing tag")?;
+            if done.name != name.trim() {
+                return Err(format!("</{}> closes <{}>", name.trim(), done.name));
+            }
+            done.text = done.text.trim().to_owned();
+            match stack.last_mut() {
+                Some(parent) => parent.children.push(done),
+                None => root = Some(done),
+            }
+            continue;
+        }
+        let self_closing = tag.ends_with('/');
+        let tag = tag.trim_end_matches('/');
+        let name = tag.split_whitespace().next().ok_or("empty tag")?.to_owned();
+        let el = Element {
+            name,
+            ..Element::default()
+        };
+        if self_closing {
+            match stack.last_mut() {
+                Some(parent) => parent.children.push(el),
+                None => root = Some(el),
+            }
+        } else {
+            stack.push(el);
+        }
+    }
+    if !stack.is_empty() {
+        return Err("unclosed element".into());
+    }
+    root.ok_or_else(|| "no root element".into())
+}
+
+/// The `Code` and `Message` of an `ErrorResponse` body.
+pub fn parse_error(doc: &str) -> Option<(String, String)> {
+    let root = parse(doc).ok()?;
+    let err = root.child("Error")?;
+    Some((
+        err.child_text("Code")?.to_owned(),
+        err.child_text("Message").unwrap_or_default().to_owned(),
+    ))
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_our_own_documents() {
+        let e = ApiError::new(400, "ValidationError", "a & b < c 'q' \"d\"");
+        let body = error_body(&e, "ns", "rid");
+        assert_eq!(
+            parse_error(&body),
+            Some(("ValidationError".into(), "a & b < c 'q' \"d\"".into()))
+        );
+        let doc =
+            parse("<?xml version=\"1.0\"?><A x=\"1\"><B>1</B><B>&#65;&#x42;</B><C/></A>").unwrap();
+        assert_eq!(
+            doc.children_named("B")
+                .map(|b| b.text.clone())
+                .collect::<Vec<_>>(),
+            ["1", "AB"]
+        );
+        assert!(doc.child("C").is_some());
+        assert!(parse("<A><B></A>").is_err());
+        assert!(parse("<A>&bogus;</A>").is_err());
+        assert!(parse("").is_err());
+    }
+}

@@ -23,8 +23,33 @@ pub struct AdminArgs {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(subcommand)]
     pub command: AdminCommand,
+}
+
+/// Talking to a running server through the IAM API instead of the data directory.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// Run user, key and MFA commands on a server through its IAM API (http:// or https://).
+    #[arg(long, env = "STSD_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Access key id for --endpoint-url (the account root's, or a user's for its own credentials).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    /// Secret access key for --endpoint-url (from the environment only).
+    #[arg(skip = std::env::var("AWS_SECRET_ACCESS_KEY").ok())]
+    pub secret_access_key: Option<String>,
+    /// Session token for --endpoint-url (from the environment only).
+    #[arg(skip = std::env::var("AWS_SESSION_TOKEN").ok())]
+    pub session_token: Option<String>,
+    /// Region to sign for.
+    #[arg(long, env = "AWS_REGION", default_value = "us-east-1")]
+    pub region: String,
+    /// PEM file of CA certificates to trust for https (default: the system's).
+    #[arg(long, env = "STSD_CA_FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// Admin command groups.
@@ -431,19 +456,52 @@ fn page() -> Page {
 /// # Errors
 /// Any failure, with a message for the operator (IAM errors keep their AWS code and message).
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
+    if let Some(endpoint) = &args.remote.endpoint_url {
+        let remote = crate::remote::Remote::new(endpoint, &args.remote)?;
+        return run_with(&args, Backend::Remote(remote)).await;
+    }
     let state = open_state(&args).await?;
     if let AdminCommand::MasterKey(MasterKeyCmd::Rotate { new_key_file }) = &args.command {
         return rotate_master_key(state, new_key_file).await;
     }
-    let out = Out { json: args.json };
-    let iam = Iam::new(&state, Actor::Root);
-    let exec = |action: IamAction| {
-        let iam = &iam;
-        async move {
-            iam.execute(&action)
+    let result = run_with(&args, Backend::Local(&state, Iam::new(&state, Actor::Root))).await;
+    state.store.close().await;
+    result
+}
+
+/// Where IAM actions run: in-process on the data directory, or on a server through the IAM API.
+enum Backend<'a> {
+    Local(&'a AppState, Iam<'a>),
+    Remote(crate::remote::Remote),
+}
+
+impl Backend<'_> {
+    async fn execute(&self, action: &IamAction) -> anyhow::Result<IamOutput> {
+        match self {
+            Backend::Local(_, iam) => iam
+                .execute(action)
                 .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message)),
+            Backend::Remote(r) => r.execute(action).await,
         }
+    }
+
+    /// The local state, for commands that work on the data directory or database directly.
+    fn local(&self, what: &str) -> anyhow::Result<&AppState> {
+        match self {
+            Backend::Local(state, _) => Ok(state),
+            Backend::Remote(_) => bail!(
+                "`stsd admin {what}` works on the data directory or database directly: drop --endpoint-url"
+            ),
+        }
+    }
+}
+
+async fn run_with(args: &AdminArgs, backend: Backend<'_>) -> anyhow::Result<()> {
+    let out = Out { json: args.json };
+    let exec = |action: IamAction| {
+        let backend = &backend;
+        async move { backend.execute(&action).await }
     };
     let result = match &args.command {
         AdminCommand::User(cmd) => {
@@ -500,10 +558,14 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             };
             exec(action).await.map(|o| out.print(&o))
         }
-        AdminCommand::Mfa(cmd) => mfa(&state, &iam, &out, cmd).await,
-        AdminCommand::Root(cmd) => root(&state, &args, &out, cmd).await,
-        AdminCommand::Keys(cmd) => keys(&state, &out, cmd).await,
+        AdminCommand::Mfa(cmd) => mfa(&backend, &out, cmd).await,
+        AdminCommand::Root(cmd) => root(backend.local("root")?, args, &out, cmd).await,
+        AdminCommand::Keys(cmd) => keys(backend.local("keys")?, &out, cmd).await,
+        AdminCommand::MasterKey(_) => bail!(
+            "`stsd admin master-key` works on the data directory or database directly: drop --endpoint-url"
+        ),
         AdminCommand::Sessions(SessionsCmd::Revoke { user, root: _ }) => {
+            let state = backend.local("sessions")?;
             let principal = match user {
                 Some(name) => {
                     state
@@ -525,15 +587,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
             });
             Ok(())
         }
-        // Handled before the executor borrows the state.
-        AdminCommand::MasterKey(_) => Ok(()),
     };
-    state.store.close().await;
     result
 }
 
-async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow::Result<()> {
-    let api = |e: stsd_proto::ApiError| anyhow::anyhow!("{}: {}", e.code, e.message);
+async fn mfa(backend: &Backend<'_>, out: &Out, cmd: &MfaCmd) -> anyhow::Result<()> {
     match cmd {
         MfaCmd::Enroll {
             user,
@@ -545,17 +603,19 @@ async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow
             if user.is_none() && !*root {
                 bail!("name a user, or pass --root");
             }
+            if *root {
+                backend.local("mfa enroll --root")?;
+            }
             let device_name = name
                 .clone()
                 .or_else(|| user.clone())
                 .unwrap_or_else(|| "root".into());
-            let created = iam
+            let created = backend
                 .execute(&IamAction::CreateVirtualMfaDevice {
                     name: device_name.clone(),
                     path: "/".into(),
                 })
-                .await
-                .map_err(api)?;
+                .await?;
             let IamOutput::NewVirtualMfaDevice {
                 serial_number,
                 base32_seed,
@@ -564,7 +624,10 @@ async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow
             else {
                 bail!("unexpected answer to CreateVirtualMFADevice");
             };
-            let label = user.clone().unwrap_or_else(|| state.account.clone());
+            let label = match user {
+                Some(u) => u.clone(),
+                None => backend.local("mfa enroll --root")?.account.clone(),
+            };
             let uri = format!("otpauth://totp/{device_name}@{label}?secret={base32_seed}");
             if !out.json {
                 eprintln!("{}", crate::qr::terminal(&uri)?);
@@ -580,8 +643,8 @@ async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow
                     (a, b)
                 }
             };
-            let enabled = match user {
-                Some(u) => iam
+            let enabled = match (user, backend) {
+                (Some(u), _) => backend
                     .execute(&IamAction::EnableMfaDevice {
                         user_name: u.clone(),
                         serial_number: serial_number.clone(),
@@ -590,16 +653,22 @@ async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow
                     })
                     .await
                     .map(|_| ()),
-                None => iam.enable_root_device(&serial_number, &c1, &c2).await,
+                (None, Backend::Local(_, iam)) => iam
+                    .enable_root_device(&serial_number, &c1, &c2)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message)),
+                (None, Backend::Remote(_)) => {
+                    Err(anyhow::anyhow!("root devices are enrolled locally"))
+                }
             };
             if let Err(e) = enabled {
                 // Leave nothing half-done: the unassigned device is removed again.
-                let _ = iam
+                let _ = backend
                     .execute(&IamAction::DeleteVirtualMfaDevice {
                         serial_number: serial_number.clone(),
                     })
                     .await;
-                return Err(api(e));
+                return Err(e);
             }
             if out.json {
                 outln!(
@@ -615,6 +684,7 @@ async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow
             Ok(())
         }
         MfaCmd::ImportHardware { serial, seed_file } => {
+            let state = backend.local("mfa import-hardware")?;
             let seed = match seed_file {
                 Some(p) => std::fs::read_to_string(p)
                     .with_context(|| format!("reading {}", p.display()))?,
@@ -679,19 +749,24 @@ async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow
         } => {
             match user {
                 Some(u) => {
-                    iam.execute(&IamAction::EnableMfaDevice {
-                        user_name: u.clone(),
-                        serial_number: serial.clone(),
-                        code1: code1.clone(),
-                        code2: code2.clone(),
-                    })
-                    .await
-                    .map_err(api)?;
+                    backend
+                        .execute(&IamAction::EnableMfaDevice {
+                            user_name: u.clone(),
+                            serial_number: serial.clone(),
+                            code1: code1.clone(),
+                            code2: code2.clone(),
+                        })
+                        .await?;
                 }
-                None => iam
-                    .enable_root_device(serial, code1, code2)
-                    .await
-                    .map_err(api)?,
+                None => match backend {
+                    Backend::Local(_, iam) => iam
+                        .enable_root_device(serial, code1, code2)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?,
+                    Backend::Remote(_) => {
+                        backend.local("mfa enable --root")?;
+                    }
+                },
             }
             out.print(&IamOutput::Empty {
                 action: "EnableMFADevice",
@@ -710,31 +785,30 @@ async fn mfa(state: &AppState, iam: &Iam<'_>, out: &Out, cmd: &MfaCmd) -> anyhow
                     page: page(),
                 }
             };
-            out.print(&iam.execute(&action).await.map_err(api)?);
+            out.print(&backend.execute(&action).await?);
             Ok(())
         }
         MfaCmd::Deactivate { serial, user } => {
-            let o = iam
+            let o = backend
                 .execute(&IamAction::DeactivateMfaDevice {
                     user_name: user.clone(),
                     serial_number: serial.clone(),
                 })
-                .await
-                .map_err(api)?;
+                .await?;
             out.print(&o);
             Ok(())
         }
         MfaCmd::Delete { serial } => {
-            let o = iam
+            let o = backend
                 .execute(&IamAction::DeleteVirtualMfaDevice {
                     serial_number: serial.clone(),
                 })
-                .await
-                .map_err(api)?;
+                .await?;
             out.print(&o);
             Ok(())
         }
         MfaCmd::Require { user, state: on } => {
+            let state = backend.local("mfa require")?;
             let u = state.store.user_by_name(user).await?.with_context(|| {
                 format!("NoSuchEntity: The user with name {user} cannot be found.")
             })?;

@@ -17,6 +17,7 @@ pub mod iam;
 pub mod limits;
 pub mod metrics;
 pub mod qr;
+pub mod remote;
 pub mod setup;
 pub mod state;
 pub mod sts;
