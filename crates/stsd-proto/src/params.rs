@@ -23,6 +23,11 @@ impl Params {
         p
     }
 
+    /// Parameters from already decoded pairs.
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Self {
+        Params { pairs }
+    }
+
     /// Appends the pairs decoded from `input`.
     pub fn extend_from(&mut self, input: &[u8]) {
         self.pairs.extend(

@@ -478,10 +478,13 @@ enum Backend<'a> {
 impl Backend<'_> {
     async fn execute(&self, action: &IamAction) -> anyhow::Result<IamOutput> {
         match self {
-            Backend::Local(_, iam) => iam
-                .execute(action)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message)),
+            Backend::Local(_, iam) => {
+                // Validate exactly as the HTTP API does: through the action's wire parameters.
+                let params = stsd_proto::Params::from_pairs(action.to_params());
+                let api = |e: stsd_proto::ApiError| anyhow::anyhow!("{}: {}", e.code, e.message);
+                let action = IamAction::parse(action.name(), &params).map_err(api)?;
+                iam.execute(&action).await.map_err(api)
+            }
             Backend::Remote(r) => r.execute(action).await,
         }
     }
