@@ -246,8 +246,7 @@ pub fn parse(doc: &str) -> Result<Element, String> {
     let mut stack: Vec<Element> = Vec::new();
     let mut rest = doc;
     let mut root: Option<Element> = None;
-    loop {
-        let Some(lt) = rest.find('<') else { break };
+    while let Some(lt) = rest.find('<') {
         let text = &rest[..lt];
         if let Some(top) = stack.last_mut() {
             top.text.push_str(&unescape(text)?);

@@ -1,5 +1,6 @@
 //! Store conformance: every check runs against SQLite and, when `STSD_TEST_DATABASE_URL` names a
 //! PostgreSQL server, against PostgreSQL too (a fresh database per check).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 use std::sync::Arc;
 use stsd_core::crypto::SealingKey;

@@ -506,7 +506,7 @@ async fn run_with(args: &AdminArgs, backend: Backend<'_>) -> anyhow::Result<()> 
         let backend = &backend;
         async move { backend.execute(&action).await }
     };
-    let result = match &args.command {
+    match &args.command {
         AdminCommand::User(cmd) => {
             let action = match cmd {
                 UserCmd::Create { name, path } => IamAction::CreateUser {
@@ -590,8 +590,7 @@ async fn run_with(args: &AdminArgs, backend: Backend<'_>) -> anyhow::Result<()> 
             });
             Ok(())
         }
-    };
-    result
+    }
 }
 
 async fn mfa(backend: &Backend<'_>, out: &Out, cmd: &MfaCmd) -> anyhow::Result<()> {
