@@ -231,8 +231,20 @@ impl Store {
             dialect,
             master,
         };
-        store.migrate().await?;
-        store.check_master_key().await?;
+        // An existing database is checked against the master key before anything (a migration) can
+        // change it; a new one gets its check value after the first migration created the table.
+        let opened = async {
+            if store.meta(MASTER_CHECK_NAME).await.is_ok() {
+                store.check_master_key().await?;
+            }
+            store.migrate().await?;
+            store.check_master_key().await
+        }
+        .await;
+        if let Err(e) = opened {
+            store.pool.close().await;
+            return Err(e);
+        }
         Ok(store)
     }
 

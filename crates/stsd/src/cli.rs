@@ -147,28 +147,32 @@ fn root_from_env() -> anyhow::Result<Option<RootFromEnv>> {
     }
 }
 
-async fn shutdown_signal() {
+/// Installs the SIGTERM/SIGINT handlers now (so a signal that arrives as soon as the server announces
+/// itself is a graceful shutdown, not the default kill) and returns the future that waits for them.
+///
+/// # Errors
+/// When the handlers cannot be installed.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-                return;
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
-        }
+            tracing::info!("shutdown signal received");
+        })
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received");
+        })
     }
-    tracing::info!("shutdown signal received");
 }
 
 /// Runs `stsd migrate`.
@@ -282,6 +286,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         _ => bail!("--tls-cert and --tls-key go together"),
     };
     let tls_reloader = tls.as_ref().map(crate::tls::Tls::spawn_reloader);
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -297,7 +302,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Arc::clone(&state),
         args.max_connections,
         tls.clone(),
-        shutdown_signal(),
+        shutdown,
     )
     .await;
     if let Some(w) = audit_writer {
