@@ -57,17 +57,26 @@ pub enum StoreError {
 impl StoreError {
     /// True when the database is unreachable or overloaded (answer 503, retry later).
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
+        match self {
             StoreError::Db(
                 sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::Protocol(_)
-                    | sqlx::Error::WorkerCrashed
-            )
-        )
+                | sqlx::Error::PoolTimedOut
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_)
+                | sqlx::Error::Protocol(_)
+                | sqlx::Error::WorkerCrashed,
+            ) => true,
+            // PostgreSQL: connection exceptions (08), shutting down or restarting (57P01-57P03),
+            // insufficient resources (53). SQLite: busy or locked beyond the busy timeout (5, 6).
+            StoreError::Db(sqlx::Error::Database(d)) => d.code().is_some_and(|c| {
+                c.starts_with("08")
+                    || c.starts_with("57P")
+                    || c.starts_with("53")
+                    || c == "5"
+                    || c == "6"
+            }),
+            _ => false,
+        }
     }
 }
 
@@ -595,7 +604,9 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         if rows.is_empty() {
-            self.create_token_key(now).await?;
+            // Several nodes may start on an empty database at once: all of them try key 1 and exactly
+            // one insert wins, so every node ends up with the same single key.
+            self.create_first_token_key(now).await?;
             return Box::pin(self.load_key_ring(now)).await;
         }
         let mut ring = KeyRing::new();
@@ -624,6 +635,63 @@ impl Store {
             }
         }
         Ok(ring)
+    }
+
+    async fn create_first_token_key(&self, now: i64) -> Result<()> {
+        let bytes = SealingKey::generate_bytes();
+        let blob = self.master.encrypt(&token_key_context(1), bytes.as_ref());
+        match sqlx::query(
+            "INSERT INTO token_keys (key_id, key_enc, created_at, valid_from) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(1i64)
+        .bind(blob)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores the account's first root key unless another node stored one first (returns false then).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn insert_first_root_key(
+        &self,
+        access_key_id: &str,
+        secret: &Secret,
+        now: i64,
+    ) -> Result<bool> {
+        let blob = self.master.encrypt(
+            &access_key_context(access_key_id),
+            secret.expose().as_bytes(),
+        );
+        let mut tx = self.pool.begin().await?;
+        // The marker row is the arbiter: of concurrent first starts, one insert wins.
+        match sqlx::query("INSERT INTO stsd_meta (name, value) VALUES ($1, $2)")
+            .bind("root_key_created")
+            .bind(access_key_id)
+            .execute(&mut *tx)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(false),
+            Err(e) => return Err(e.into()),
+        }
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, NULL, $2, 'Active', $3)",
+        )
+        .bind(access_key_id)
+        .bind(blob)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Creates a token key that becomes the signing key at `valid_from`; returns its id.

@@ -161,6 +161,44 @@ pub async fn ensure_root_key(
     env: Option<RootFromEnv>,
     now: i64,
 ) -> anyhow::Result<RootKeyOutcome> {
+    // A first start races with other nodes on a shared database: whoever stores the first root key
+    // wins, the others compare against it.
+    for _ in 0..3 {
+        if let Some(outcome) = try_root_key(store, data_dir, account, env.as_ref(), now).await? {
+            return Ok(outcome);
+        }
+    }
+    bail!("could not store or read the root key (concurrent first starts?); start again")
+}
+
+/// Stores a root key when the root has none: as the first root key (racing nodes: one wins), or, when
+/// a root key existed once and was deleted, as a replacement. False when another node stored one first.
+async fn store_root_key(
+    store: &Store,
+    id: &str,
+    secret: &Secret,
+    now: i64,
+) -> anyhow::Result<bool> {
+    if store.insert_first_root_key(id, secret, now).await? {
+        return Ok(true);
+    }
+    if !store.root_keys().await?.is_empty() {
+        return Ok(false);
+    }
+    match store.insert_root_key(id, secret, now).await {
+        Ok(()) => Ok(true),
+        Err(stsd_store::StoreError::AlreadyExists) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn try_root_key(
+    store: &Store,
+    data_dir: &Path,
+    account: u64,
+    env: Option<&RootFromEnv>,
+    now: i64,
+) -> anyhow::Result<Option<RootKeyOutcome>> {
     let existing = store.root_keys().await?;
     if let Some(first) = existing.first() {
         if let Some(env) = env {
@@ -175,7 +213,7 @@ pub async fn ensure_root_key(
                 );
             }
         }
-        return Ok(RootKeyOutcome::Existing(first.access_key_id.clone()));
+        return Ok(Some(RootKeyOutcome::Existing(first.access_key_id.clone())));
     }
     if let Some(env) = env {
         if !valid_key_id(&env.access_key_id) {
@@ -184,10 +222,10 @@ pub async fn ensure_root_key(
         if env.secret_access_key.expose().len() < 16 {
             bail!("STSD_ROOT_SECRET_ACCESS_KEY must be at least 16 characters");
         }
-        store
-            .insert_root_key(&env.access_key_id, &env.secret_access_key, now)
-            .await?;
-        return Ok(RootKeyOutcome::FromEnv(env.access_key_id));
+        if !store_root_key(store, &env.access_key_id, &env.secret_access_key, now).await? {
+            return Ok(None);
+        }
+        return Ok(Some(RootKeyOutcome::FromEnv(env.access_key_id.clone())));
     }
     let id = ids::new_long_term_key_id(account);
     let secret = ids::new_secret_access_key();
@@ -196,7 +234,9 @@ pub async fn ensure_root_key(
         "[stsd-root]\naws_access_key_id = {id}\naws_secret_access_key = {}\n",
         secret.expose()
     ));
+    if !store_root_key(store, &id, &secret, now).await? {
+        return Ok(None);
+    }
     replace_private(&file, text.as_bytes())?;
-    store.insert_root_key(&id, &secret, now).await?;
-    Ok(RootKeyOutcome::Generated(id, secret))
+    Ok(Some(RootKeyOutcome::Generated(id, secret)))
 }

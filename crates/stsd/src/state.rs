@@ -240,7 +240,12 @@ impl AppState {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "revocation state unavailable; using the last known value");
-                cached.map_or(Some(0), |(_, v)| v)
+                let v = cached.map_or(Some(0), |(_, v)| v);
+                // Keep using it for another cache period rather than waiting on the database per request.
+                if let Ok(mut m) = self.not_before.write() {
+                    m.insert(principal.to_owned(), (std::time::Instant::now(), v));
+                }
+                v
             }
         }
     }

@@ -14,6 +14,7 @@ mod xml;
 
 mod auth_tests;
 mod framing_tests;
+mod iam_mfa_tests;
 mod restart_tests;
 mod sdk_tests;
 mod validation_tests;

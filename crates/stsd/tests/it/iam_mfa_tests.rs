@@ -1,0 +1,297 @@
+//! The real `aws-sdk-iam` and `aws-sdk-sts` against the server: users, keys, self-service rules, and virtual
+//! MFA end to end (codes computed with RFC 6238 from the seed the server returned).
+
+use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+
+use crate::harness::{Server, unix_now};
+use crate::sdk::{client, creds_of, error_parts, http_client};
+use crate::sign::Creds;
+
+fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
+    let conf = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            &creds.id,
+            &creds.secret,
+            creds.token.clone(),
+            None,
+            "stsd-it",
+        ))
+        .http_client(http_client())
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_iam::Client::from_conf(conf)
+}
+
+fn iam_error<E: aws_sdk_iam::error::ProvideErrorMetadata + std::fmt::Debug>(
+    err: &aws_sdk_iam::error::SdkError<
+        E,
+        aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+    >,
+) -> (u16, String, String) {
+    match err {
+        aws_sdk_iam::error::SdkError::ServiceError(se) => (
+            se.raw().status().as_u16(),
+            se.err().code().unwrap_or_default().to_owned(),
+            se.err().message().unwrap_or_default().to_owned(),
+        ),
+        other => panic!("expected a service error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn users_keys_and_self_service_with_aws_sdk_iam() {
+    let server = Server::start();
+    let ep = server.endpoint();
+    let root = iam(&ep, &server.root);
+    let user = root
+        .create_user()
+        .user_name("alice")
+        .path("/eng/")
+        .send()
+        .await
+        .unwrap()
+        .user
+        .unwrap();
+    let arn = format!("arn:aws:iam::{}:user/eng/alice", server.account);
+    assert_eq!(user.arn(), arn);
+    assert!(user.user_id().starts_with("AIDA") && user.user_id().len() == 21);
+    let dup = root
+        .create_user()
+        .user_name("ALICE")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        iam_error(&dup),
+        (
+            409,
+            "EntityAlreadyExists".into(),
+            "User with name ALICE already exists.".into()
+        )
+    );
+    let key = root
+        .create_access_key()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    let alice = Creds::new(key.access_key_id(), key.secret_access_key());
+
+    // The user's long-term key and its session credentials have the user's identity.
+    let sts = client(&ep, &alice);
+    let me = sts.get_caller_identity().send().await.unwrap();
+    assert_eq!(
+        (me.arn(), me.user_id()),
+        (Some(arn.as_str()), Some(user.user_id()))
+    );
+    let before = unix_now();
+    let out = sts.get_session_token().send().await.unwrap();
+    let c = out.credentials().unwrap();
+    let exp = c.expiration().secs();
+    assert!(
+        (before + 43_200..=unix_now() + 43_201).contains(&exp),
+        "user default duration"
+    );
+    let session = client(&ep, &creds_of(c));
+    let me2 = session.get_caller_identity().send().await.unwrap();
+    assert_eq!(
+        (me2.arn(), me2.user_id()),
+        (Some(arn.as_str()), Some(user.user_id()))
+    );
+
+    // Self-service only, in AWS's words; sessions without MFA cannot use IAM.
+    let as_alice = iam(&ep, &alice);
+    assert_eq!(
+        as_alice
+            .get_user()
+            .send()
+            .await
+            .unwrap()
+            .user
+            .unwrap()
+            .arn(),
+        arn
+    );
+    let denied = as_alice.list_users().send().await.unwrap_err();
+    assert_eq!(
+        iam_error(&denied),
+        (
+            403,
+            "AccessDenied".into(),
+            format!(
+                "User: {arn} is not authorized to perform: iam:ListUsers on resource: arn:aws:iam::{}:user/",
+                server.account
+            )
+        )
+    );
+    let no_mfa = iam(&ep, &creds_of(c)).get_user().send().await.unwrap_err();
+    assert_eq!(
+        iam_error(&no_mfa),
+        (
+            403,
+            "InvalidClientTokenId".into(),
+            "The security token included in the request is invalid".into()
+        )
+    );
+
+    // Keys: list, deactivate (refused at once on this node), delete; then the user can go.
+    let listed = root
+        .list_access_keys()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.access_key_metadata().len(), 1);
+    root.update_access_key()
+        .user_name("alice")
+        .access_key_id(key.access_key_id())
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .unwrap();
+    let refused = sts.get_caller_identity().send().await.unwrap_err();
+    assert_eq!(error_parts(&refused).1, "InvalidClientTokenId");
+    let conflict = root
+        .delete_user()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(iam_error(&conflict).0, 409);
+    root.delete_access_key()
+        .user_name("alice")
+        .access_key_id(key.access_key_id())
+        .send()
+        .await
+        .unwrap();
+    root.delete_user().user_name("alice").send().await.unwrap();
+    let gone = root.get_user().user_name("alice").send().await.unwrap_err();
+    assert_eq!(
+        iam_error(&gone),
+        (
+            404,
+            "NoSuchEntity".into(),
+            "The user with name alice cannot be found.".into()
+        )
+    );
+}
+
+#[tokio::test]
+async fn virtual_mfa_end_to_end_with_the_sdks() {
+    let server = Server::start();
+    let ep = server.endpoint();
+    let root = iam(&ep, &server.root);
+    root.create_user().user_name("bob").send().await.unwrap();
+    let key = root
+        .create_access_key()
+        .user_name("bob")
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    let bob = Creds::new(key.access_key_id(), key.secret_access_key());
+    let as_bob = iam(&ep, &bob);
+    let dev = as_bob
+        .create_virtual_mfa_device()
+        .virtual_mfa_device_name("bob")
+        .send()
+        .await
+        .unwrap()
+        .virtual_mfa_device
+        .unwrap();
+    let serial = dev.serial_number().to_owned();
+    assert_eq!(serial, format!("arn:aws:iam::{}:mfa/bob", server.account));
+    let seed_b32 = dev.base32_string_seed().unwrap().as_ref().to_vec();
+    assert_eq!(seed_b32.len(), 64);
+    assert!(
+        dev.qr_code_png()
+            .unwrap()
+            .as_ref()
+            .starts_with(b"\x89PNG\r\n\x1a\n")
+    );
+    let seed = data_encoding::BASE32_NOPAD.decode(&seed_b32).unwrap();
+    let step = stsd_core::totp::step_at(unix_now());
+    let code = |s: i64| stsd_core::totp::code(&seed, s);
+
+    let wrong = as_bob
+        .enable_mfa_device()
+        .user_name("bob")
+        .serial_number(&serial)
+        .authentication_code1("000000")
+        .authentication_code2("000001")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        iam_error(&wrong),
+        (
+            403,
+            "InvalidAuthenticationCode".into(),
+            "Authentication code for device is not valid.".into()
+        )
+    );
+    as_bob
+        .enable_mfa_device()
+        .user_name("bob")
+        .serial_number(&serial)
+        .authentication_code1(code(step - 1))
+        .authentication_code2(code(step))
+        .send()
+        .await
+        .unwrap();
+
+    let sts = client(&ep, &bob);
+    let out = sts
+        .get_session_token()
+        .serial_number(&serial)
+        .token_code(code(step + 1))
+        .send()
+        .await
+        .unwrap();
+    let mfa_session = creds_of(out.credentials().unwrap());
+    // The same code again, and an older one: refused with AWS's text (trailing space).
+    for c in [code(step + 1), code(step)] {
+        let replay = sts
+            .get_session_token()
+            .serial_number(&serial)
+            .token_code(c)
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error_parts(&replay),
+            (
+                403,
+                "AccessDenied".into(),
+                "MultiFactorAuthentication failed with invalid MFA one time pass code. ".into()
+            )
+        );
+    }
+    // Sessions obtained with MFA may use IAM.
+    let devices = iam(&ep, &mfa_session)
+        .list_mfa_devices()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(devices.mfa_devices().len(), 1);
+    assert_eq!(devices.mfa_devices()[0].serial_number(), serial);
+    // Another principal's device is not the caller's.
+    let root_sts = client(&ep, &server.root);
+    let other = root_sts
+        .get_session_token()
+        .serial_number(&serial)
+        .token_code(code(step + 2))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_parts(&other).2,
+        "MultiFactorAuthentication failed, unable to validate MFA code.  Please verify your MFA serial number is valid and associated with this user."
+    );
+}
