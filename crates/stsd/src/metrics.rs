@@ -111,7 +111,7 @@ const AUTH_REASONS: [&str; 6] = [
 /// All counters and histograms.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, String), u64>>,
+    requests: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
     latency: Mutex<BTreeMap<&'static str, Histogram>>,
     store: Mutex<BTreeMap<&'static str, Histogram>>,
     auth_failures: [AtomicU64; 6],
@@ -131,7 +131,14 @@ impl Metrics {
     /// Counts a finished request.
     pub fn request(&self, action: &'static str, outcome: &str, elapsed: Duration) {
         if let Ok(mut m) = self.requests.lock() {
-            *m.entry((action, outcome.to_owned())).or_insert(0) += 1;
+            let by_outcome = m.entry(action).or_default();
+            // No allocation once an (action, outcome) pair has been seen.
+            match by_outcome.get_mut(outcome) {
+                Some(n) => *n += 1,
+                None => {
+                    by_outcome.insert(outcome.to_owned(), 1);
+                }
+            }
         }
         if let Ok(mut m) = self.latency.lock() {
             m.entry(action).or_default().observe(elapsed.as_secs_f64());
@@ -173,11 +180,13 @@ impl Metrics {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP stsd_requests_total Query-protocol requests by action and outcome (OK or the AWS error code).\n# TYPE stsd_requests_total counter\n");
         if let Ok(m) = self.requests.lock() {
-            for ((action, outcome), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "stsd_requests_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}"
-                );
+            for (action, by_outcome) in m.iter() {
+                for (outcome, n) in by_outcome {
+                    let _ = writeln!(
+                        out,
+                        "stsd_requests_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}"
+                    );
+                }
             }
         }
         out.push_str("# HELP stsd_request_duration_seconds Time from the request head to the response, by action.\n# TYPE stsd_request_duration_seconds histogram\n");
