@@ -421,6 +421,14 @@ impl Store {
 
     // ---- access keys ----
 
+    /// A secret access key encrypted under the master key, bound to its key id.
+    fn seal_key_secret(&self, access_key_id: &str, secret: &Secret) -> Vec<u8> {
+        self.master.encrypt(
+            &access_key_context(access_key_id),
+            secret.expose().as_bytes(),
+        )
+    }
+
     fn access_key_from_row(&self, row: &AnyRow) -> Result<AccessKey> {
         let id: String = row.try_get("access_key_id")?;
         let blob: Vec<u8> = row.try_get("secret_enc")?;
@@ -492,10 +500,7 @@ impl Store {
         secret: &Secret,
         now: i64,
     ) -> Result<()> {
-        let blob = self.master.encrypt(
-            &access_key_context(access_key_id),
-            secret.expose().as_bytes(),
-        );
+        let blob = self.seal_key_secret(access_key_id, secret);
         sqlx::query(
             "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, NULL, $2, 'Active', $3)",
         )
@@ -552,10 +557,7 @@ impl Store {
         secret: &Secret,
         now: i64,
     ) -> Result<()> {
-        let blob = self.master.encrypt(
-            &access_key_context(access_key_id),
-            secret.expose().as_bytes(),
-        );
+        let blob = self.seal_key_secret(access_key_id, secret);
         let mut tx = self.pool.begin().await?;
         // The conditional counter update takes the row's write lock on both backends, so concurrent
         // creations for one user serialise here and the limit holds.
@@ -666,10 +668,7 @@ impl Store {
         secret: &Secret,
         now: i64,
     ) -> Result<bool> {
-        let blob = self.master.encrypt(
-            &access_key_context(access_key_id),
-            secret.expose().as_bytes(),
-        );
+        let blob = self.seal_key_secret(access_key_id, secret);
         let mut tx = self.pool.begin().await?;
         // The marker row is the arbiter: of concurrent first starts, one insert wins.
         match sqlx::query("INSERT INTO stsd_meta (name, value) VALUES ($1, $2)")
