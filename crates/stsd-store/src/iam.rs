@@ -205,19 +205,6 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Whether a user must use MFA for GetSessionToken.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub async fn user_mfa_required(&self, user_id: &str) -> Result<bool> {
-        let v: Option<i64> =
-            sqlx::query_scalar("SELECT mfa_required FROM users WHERE user_id = $1")
-                .bind(user_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(v.unwrap_or(0) != 0)
-    }
-
     /// Sets a principal's "sessions not before" time (revocation of earlier sessions).
     ///
     /// # Errors

@@ -150,6 +150,8 @@ pub struct AccessKey {
     pub status: KeyStatus,
     /// Creation time (unix seconds).
     pub created_at: i64,
+    /// Whether the owner must use MFA for GetSessionToken (users only; cached with the key).
+    pub owner_mfa_required: bool,
 }
 
 /// Options for opening a store.
@@ -449,12 +451,17 @@ impl Store {
             }),
         };
         let status: String = row.try_get("status")?;
+        let mfa_required = match owner {
+            Owner::Root => false,
+            Owner::User(_) => row.try_get::<i64, _>("mfa_required")? != 0,
+        };
         Ok(AccessKey {
             access_key_id: id,
             owner,
             secret,
             status: KeyStatus::parse(&status),
             created_at: row.try_get("created_at")?,
+            owner_mfa_required: mfa_required,
         })
     }
 
@@ -465,7 +472,7 @@ impl Store {
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
         let row = sqlx::query(
             "SELECT k.access_key_id, k.secret_enc, k.status, k.created_at, k.user_id, \
-             u.name, u.path, u.created_at AS user_created_at, u.sessions_not_before \
+             u.name, u.path, u.created_at AS user_created_at, u.sessions_not_before, u.mfa_required \
              FROM access_keys k LEFT JOIN users u ON u.user_id = k.user_id \
              WHERE k.access_key_id = $1",
         )

@@ -131,8 +131,10 @@ async fn serve_request(
         outcome.error_code.as_deref().unwrap_or("OK"),
         started.elapsed(),
     );
+    // One line per request at debug level: metrics and the audit log are the per-request records at
+    // volume; info stays readable (start-up, shutdown, administrative changes, failures).
     span.in_scope(|| {
-        tracing::info!(
+        tracing::debug!(
             action = outcome.action.as_deref().unwrap_or("-"),
             status = outcome.status,
             error = outcome.error_code.as_deref().unwrap_or("-"),

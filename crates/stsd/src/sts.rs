@@ -90,7 +90,7 @@ async fn get_session_token(
     let now = state.clock.now();
     let mfa = match (&input.serial_number, &input.token_code) {
         (None, None) => {
-            if mfa_required(state, &key.owner).await? {
+            if state.mfa.required_for_all || key.owner_mfa_required {
                 return Err(ApiError::access_denied(MFA_REQUIRED));
             }
             None
@@ -152,20 +152,6 @@ async fn get_session_token(
 
 /// The message for GetSessionToken without MFA where MFA is required (stsd's own rule, not AWS's).
 pub const MFA_REQUIRED: &str = "MultiFactorAuthentication required: this principal must call GetSessionToken with SerialNumber and TokenCode";
-
-async fn mfa_required(state: &AppState, owner: &Owner) -> Result<bool, ApiError> {
-    if state.mfa.required_for_all {
-        return Ok(true);
-    }
-    match owner {
-        Owner::Root => Ok(false),
-        Owner::User(u) => state
-            .store
-            .user_mfa_required(&u.user_id)
-            .await
-            .map_err(|e| crate::errors::from_store(&e)),
-    }
-}
 
 /// Checks an MFA code for GetSessionToken: the device must be enabled for the caller, not locked, and
 /// the code must match a step inside the window that is later than every step accepted before. The

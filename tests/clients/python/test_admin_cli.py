@@ -181,3 +181,28 @@ def test_clear_errors(server, tmp_path):
     p = admin(server, "user", "create", "a b", check=False)
     assert p.returncode == 1
     assert "ValidationError: 1 validation error detected: Value at 'userName' failed to satisfy constraint" in p.stderr
+
+
+def test_mfa_required_per_user(server):
+    admin(server, "user", "create", "req-eve")
+    key = json.loads(admin(server, "--json", "key", "create", "--user", "req-eve").stdout)
+    sts = server.client("sts", Creds(key["AccessKeyId"], key["SecretAccessKey"]))
+    assert sts.get_session_token(DurationSeconds=900)["Credentials"]
+    admin(server, "mfa", "require", "req-eve", "on")
+    t0 = time.monotonic()
+
+    def required():
+        try:
+            sts.get_session_token(DurationSeconds=900)
+            return False
+        except botocore.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] == "AccessDenied"
+            assert e.response["Error"]["Message"].startswith("MultiFactorAuthentication required")
+            return True
+
+    # The flag travels with the cached key: it takes effect within the cache bound (5 s).
+    assert wait_until(required) - t0 < 6.5
+    admin(server, "mfa", "require", "req-eve", "off")
+    assert wait_until(lambda: not required())
+    missing = admin(server, "mfa", "require", "nobody", "on", check=False)
+    assert missing.returncode == 1 and "NoSuchEntity" in missing.stderr

@@ -115,13 +115,15 @@ def test_config_file_json_logs_and_precedence(tmp_path):
             s.client("sts").get_session_token()
         assert e.value.response["Error"]["Code"] == "AccessDenied"
         assert e.value.response["Error"]["Message"].startswith("MultiFactorAuthentication required")
+        s.client("iam").create_user(UserName="logged-user")
     finally:
         assert s.stop() == 0
     log = s.log_path.read_text().splitlines()
     parsed = [json.loads(l) for l in log if l.startswith("{")]
     assert parsed, "no JSON log lines"
-    handled = [p for p in parsed if p.get("fields", {}).get("message") == "handled"]
-    assert handled and all("request_id" in p.get("span", {}) for p in handled), handled[:1]
+    # A line logged while handling a request carries that request's id.
+    created = [p for p in parsed if p.get("fields", {}).get("message") == "user created"]
+    assert len(created) == 1 and re.fullmatch(r"[0-9a-f-]{36}", created[0]["span"]["request_id"]), created
     # A flag overrides the file; an unknown key is refused with its name.
     s2 = PrivateServer(tmp_path / "data2", "--config", str(conf), "--log-format", "human").start()
     assert s2.stop() == 0
