@@ -26,6 +26,7 @@ fn main() -> std::process::ExitCode {
     let json = matches!(&cli.command, Command::Serve(a) if a.log_format == "json");
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         fmt.json()

@@ -1,0 +1,593 @@
+//! Result lines (one per run) and the markdown report: medians of the runs, ratios between targets, and
+//! the targets (reported, not asserted).
+
+use crate::load::{Outcome, Workload};
+use anyhow::{Context, bail};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Column names of a result line (tab-separated).
+pub const HEADER: &str = "#target\tworkload\tconns\trun\trequests\twindow_s\trps\tp50_us\tp99_us\tnon2xx\ttransport_errors\thwm_kib\toffered\tloadavg";
+
+/// One run's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunLine {
+    /// `stsd`, `moto`, `ceiling`, `stsd-scale` …
+    pub target: String,
+    /// Workload key.
+    pub workload: String,
+    /// Connections.
+    pub conns: usize,
+    /// Run number (1-based).
+    pub run: usize,
+    /// Answers in the window.
+    pub requests: u64,
+    /// Window seconds.
+    pub window_s: f64,
+    /// Answers per second.
+    pub rps: f64,
+    /// Median latency, µs.
+    pub p50_us: u32,
+    /// 99th percentile latency, µs.
+    pub p99_us: u32,
+    /// Non-2xx answers.
+    pub non2xx: u64,
+    /// Requests without an answer.
+    pub transport_errors: u64,
+    /// Server peak RSS during the run (KiB; 0 when unknown).
+    pub hwm_kib: u64,
+    /// MFA codes available (0 for other workloads).
+    pub offered: u64,
+    /// 1-minute load average when the run started.
+    pub loadavg: f64,
+}
+
+impl RunLine {
+    /// A line from a run's outcome.
+    #[allow(clippy::too_many_arguments)]
+    pub fn from_outcome(
+        target: &str,
+        workload: Workload,
+        conns: usize,
+        run: usize,
+        o: &Outcome,
+        hwm_kib: Option<u64>,
+        loadavg: f64,
+    ) -> RunLine {
+        RunLine {
+            target: target.to_owned(),
+            workload: workload.key().to_owned(),
+            conns,
+            run,
+            requests: o.requests,
+            window_s: o.window_secs,
+            rps: o.rps(),
+            p50_us: o.quantile_us(0.50),
+            p99_us: o.quantile_us(0.99),
+            non2xx: o.non2xx,
+            transport_errors: o.transport_errors,
+            hwm_kib: hwm_kib.unwrap_or(0),
+            offered: o.offered.unwrap_or(0),
+            loadavg,
+        }
+    }
+
+    /// The tab-separated line.
+    pub fn to_line(&self) -> String {
+        format!(
+            "{}\t{}\t{}\t{}\t{}\t{:.3}\t{:.1}\t{}\t{}\t{}\t{}\t{}\t{}\t{:.2}",
+            self.target,
+            self.workload,
+            self.conns,
+            self.run,
+            self.requests,
+            self.window_s,
+            self.rps,
+            self.p50_us,
+            self.p99_us,
+            self.non2xx,
+            self.transport_errors,
+            self.hwm_kib,
+            self.offered,
+            self.loadavg
+        )
+    }
+
+    /// Parses [`RunLine::to_line`].
+    ///
+    /// # Errors
+    /// Wrong number of fields or a field that is not a number.
+    pub fn parse(line: &str) -> anyhow::Result<RunLine> {
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() != 14 {
+            bail!("expected 14 tab-separated fields, got {}", f.len());
+        }
+        let n = |i: usize| -> anyhow::Result<u64> {
+            f[i].parse()
+                .with_context(|| format!("field {}: {:?}", i + 1, f[i]))
+        };
+        let x = |i: usize| -> anyhow::Result<f64> {
+            f[i].parse()
+                .with_context(|| format!("field {}: {:?}", i + 1, f[i]))
+        };
+        Ok(RunLine {
+            target: f[0].to_owned(),
+            workload: f[1].to_owned(),
+            conns: usize::try_from(n(2)?)?,
+            run: usize::try_from(n(3)?)?,
+            requests: n(4)?,
+            window_s: x(5)?,
+            rps: x(6)?,
+            p50_us: u32::try_from(n(7)?)?,
+            p99_us: u32::try_from(n(8)?)?,
+            non2xx: n(9)?,
+            transport_errors: n(10)?,
+            hwm_kib: n(11)?,
+            offered: n(12)?,
+            loadavg: x(13)?,
+        })
+    }
+}
+
+/// Median of a list (mean of the middle two for an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        f64::midpoint(v[m - 1], v[m])
+    }
+}
+
+/// The medians of one (target, workload, connections) group.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// Runs in the group.
+    pub runs: usize,
+    /// Median answers per second.
+    pub rps: f64,
+    /// Median of the runs' p50, ms.
+    pub p50_ms: f64,
+    /// Median of the runs' p99, ms.
+    pub p99_ms: f64,
+    /// Non-2xx answers over all runs.
+    pub non2xx: u64,
+    /// Transport errors over all runs.
+    pub transport_errors: u64,
+    /// Median of the runs' peak RSS, MiB (0 when unknown).
+    pub hwm_mib: f64,
+    /// Largest peak RSS of the runs, MiB.
+    pub hwm_max_mib: f64,
+    /// Median answered requests per run.
+    pub requests: f64,
+    /// Median MFA codes offered per run.
+    pub offered: f64,
+    /// Largest 1-minute load average seen at a run's start.
+    pub loadavg_max: f64,
+}
+
+impl Summary {
+    /// True when every request got a 2xx answer.
+    pub fn clean(&self) -> bool {
+        self.non2xx == 0 && self.transport_errors == 0
+    }
+}
+
+type Key = (String, String, usize);
+
+/// Groups run lines by (target, workload, connections) and takes medians.
+pub fn summarise(lines: &[RunLine]) -> BTreeMap<Key, Summary> {
+    let mut groups: BTreeMap<Key, Vec<&RunLine>> = BTreeMap::new();
+    for l in lines {
+        groups
+            .entry((l.target.clone(), l.workload.clone(), l.conns))
+            .or_default()
+            .push(l);
+    }
+    groups
+        .into_iter()
+        .map(|(k, runs)| {
+            let med = |f: &dyn Fn(&RunLine) -> f64| {
+                median(&runs.iter().map(|r| f(r)).collect::<Vec<_>>())
+            };
+            let s = Summary {
+                runs: runs.len(),
+                rps: med(&|r| r.rps),
+                p50_ms: med(&|r| f64::from(r.p50_us) / 1000.0),
+                p99_ms: med(&|r| f64::from(r.p99_us) / 1000.0),
+                non2xx: runs.iter().map(|r| r.non2xx).sum(),
+                transport_errors: runs.iter().map(|r| r.transport_errors).sum(),
+                hwm_mib: med(&|r| r.hwm_kib as f64 / 1024.0),
+                hwm_max_mib: runs
+                    .iter()
+                    .map(|r| r.hwm_kib as f64 / 1024.0)
+                    .fold(0.0, f64::max),
+                requests: med(&|r| r.requests as f64),
+                offered: med(&|r| r.offered as f64),
+                loadavg_max: runs.iter().map(|r| r.loadavg).fold(0.0, f64::max),
+            };
+            (k, s)
+        })
+        .collect()
+}
+
+fn workload_label(key: &str) -> String {
+    Workload::from_key(key).map_or_else(|| key.to_owned(), |w| w.label().to_owned())
+}
+
+fn rps_cell(s: &Summary) -> String {
+    if s.clean() {
+        format!("{:.0}", s.rps)
+    } else {
+        format!("~~{:.0}~~ (errors: not a throughput figure)", s.rps)
+    }
+}
+
+fn ratio(a: Option<&Summary>, b: Option<&Summary>) -> (String, Option<f64>) {
+    match (a, b) {
+        (Some(a), Some(b)) if b.rps > 0.0 => {
+            let r = a.rps / b.rps;
+            let flag = if a.clean() && b.clean() {
+                ""
+            } else {
+                " (errors)"
+            };
+            (format!("{r:.2}{flag}"), Some(r))
+        }
+        _ => ("–".to_owned(), None),
+    }
+}
+
+/// Extra facts shown in the report (`key\tvalue` lines of a meta file).
+pub type Meta = Vec<(String, String)>;
+
+/// Parses a meta file's text.
+pub fn parse_meta(text: &str) -> Meta {
+    text.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| match l.split_once('\t') {
+            Some((k, v)) => (k.trim().to_owned(), v.trim().to_owned()),
+            None => (l.trim().to_owned(), String::new()),
+        })
+        .collect()
+}
+
+fn meta_get<'a>(meta: &'a Meta, key: &str) -> Option<&'a str> {
+    meta.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+fn yes_no(ok: bool) -> &'static str {
+    if ok { "yes" } else { "**no**" }
+}
+
+/// The markdown report.
+pub fn markdown(title: &str, lines: &[RunLine], meta: &Meta) -> String {
+    let sums = summarise(lines);
+    let get = |t: &str, w: &str, c: usize| sums.get(&(t.to_owned(), w.to_owned(), c));
+    let mut md = String::new();
+    let _ = writeln!(md, "# {title}\n");
+    for (k, v) in meta.iter().filter(|(k, _)| !k.starts_with("scale.")) {
+        let _ = writeln!(md, "- {k}: {v}");
+    }
+    if !meta.is_empty() {
+        md.push('\n');
+    }
+
+    // Per target.
+    let _ = writeln!(
+        md,
+        "## Per target (medians of the runs; non-2xx and errors summed over the runs)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| target | workload | conns | runs | req/s | p50 ms | p99 ms | non-2xx | transport errors | peak RSS MiB (median / max) | max load avg | notes |"
+    );
+    let _ = writeln!(
+        md,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    );
+    let mut targets: Vec<String> = sums.keys().map(|k| k.0.clone()).collect();
+    targets.dedup();
+    let order = |t: &str| match t {
+        "stsd" => 0,
+        "moto" => 1,
+        "ceiling" => 2,
+        _ => 3,
+    };
+    targets.sort_by_key(|t| (order(t), t.clone()));
+    targets.dedup();
+    let w_order = |w: &str| {
+        Workload::ALL
+            .iter()
+            .position(|x| x.key() == w)
+            .unwrap_or(Workload::ALL.len())
+    };
+    let mut rows: Vec<(&Key, &Summary)> = sums.iter().collect();
+    rows.sort_by_key(|((t, w, c), _)| (order(t), t.clone(), w_order(w), w.clone(), *c));
+    for t in &targets {
+        for ((tt, w, c), s) in rows.iter().copied() {
+            if tt != t {
+                continue;
+            }
+            let note = if w == Workload::GstMfa.key() {
+                format!(
+                    "burst of the codes the devices allowed: median {:.0} offered, {:.0} answered per run",
+                    s.offered, s.requests
+                )
+            } else {
+                format!("median {:.0} answers per run", s.requests)
+            };
+            let _ = writeln!(
+                md,
+                "| {t} | {} | {c} | {} | {} | {:.3} | {:.3} | {} | {} | {:.1} / {:.1} | {:.2} | {note} |",
+                workload_label(w),
+                s.runs,
+                rps_cell(s),
+                s.p50_ms,
+                s.p99_ms,
+                s.non2xx,
+                s.transport_errors,
+                s.hwm_mib,
+                s.hwm_max_mib,
+                s.loadavg_max,
+            );
+        }
+    }
+    md.push('\n');
+
+    // Ratios.
+    let has = |t: &str| sums.keys().any(|k| k.0 == t);
+    if has("stsd") && (has("moto") || has("ceiling")) {
+        let _ = writeln!(md, "## Ratios (median req/s)\n");
+        let _ = writeln!(
+            md,
+            "| workload | conns | stsd req/s | moto req/s | ceiling req/s | stsd/moto | stsd/ceiling |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+        for w in [Workload::Gst, Workload::GciSession, Workload::GciLongterm] {
+            let mut conns: Vec<usize> = sums
+                .keys()
+                .filter(|k| k.0 == "stsd" && k.1 == w.key())
+                .map(|k| k.2)
+                .collect();
+            conns.sort_unstable();
+            for c in conns {
+                let (s, m, ce) = (
+                    get("stsd", w.key(), c),
+                    get("moto", w.key(), c),
+                    get("ceiling", w.key(), c),
+                );
+                let cell = |x: Option<&Summary>| x.map_or_else(|| "–".to_owned(), rps_cell);
+                let _ = writeln!(
+                    md,
+                    "| {} | {c} | {} | {} | {} | {} | {} |",
+                    w.label(),
+                    cell(s),
+                    cell(m),
+                    cell(ce),
+                    ratio(s, m).0,
+                    ratio(s, ce).0
+                );
+            }
+        }
+        md.push('\n');
+    }
+
+    // Scale comparison.
+    if has("stsd-scale") && has("stsd-base") {
+        let _ = writeln!(md, "## Scale run\n");
+        let users = meta_get(meta, "scale.users").unwrap_or("?");
+        let _ = writeln!(
+            md,
+            "| workload | conns | empty store req/s | {users}-user store req/s | change | p99 ms (empty / {users}) | non-2xx (empty / {users}) |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|");
+        let mut conns: Vec<usize> = sums
+            .keys()
+            .filter(|k| k.0 == "stsd-scale")
+            .map(|k| k.2)
+            .collect();
+        conns.sort_unstable();
+        for c in conns {
+            let w = Workload::Gst.key();
+            let (b, s) = (get("stsd-base", w, c), get("stsd-scale", w, c));
+            let change = match (b, s) {
+                (Some(b), Some(s)) if b.rps > 0.0 => {
+                    format!("{:+.1} %", (s.rps / b.rps - 1.0) * 100.0)
+                }
+                _ => "–".to_owned(),
+            };
+            let cell = |x: Option<&Summary>| x.map_or_else(|| "–".to_owned(), rps_cell);
+            let p99 = |x: Option<&Summary>| {
+                x.map_or_else(|| "–".to_owned(), |s| format!("{:.3}", s.p99_ms))
+            };
+            let errs = |x: Option<&Summary>| {
+                x.map_or_else(
+                    || "–".to_owned(),
+                    |s| (s.non2xx + s.transport_errors).to_string(),
+                )
+            };
+            let _ = writeln!(
+                md,
+                "| {} | {c} | {} | {} | {change} | {} / {} | {} / {} |",
+                workload_label(w),
+                cell(b),
+                cell(s),
+                p99(b),
+                p99(s),
+                errs(b),
+                errs(s)
+            );
+        }
+        md.push('\n');
+        for (k, v) in meta.iter().filter(|(k, _)| k.starts_with("scale.")) {
+            let _ = writeln!(md, "- {}: {v}", k.trim_start_matches("scale."));
+        }
+        md.push('\n');
+    }
+
+    // Targets.
+    let _ = writeln!(md, "## Targets (reported, not asserted)\n");
+    if has("stsd") {
+        let _ = writeln!(
+            md,
+            "| stsd workload | conns | ≥ 0.5 × ceiling req/s | ≥ 50 × moto req/s | p99 ≤ 5 ms (ceiling's p99) | zero non-2xx | peak RSS ≤ 64 MiB |"
+        );
+        let _ = writeln!(md, "|---|---:|---|---|---|---|---|");
+        let check = |ok: bool, value: String| format!("{} ({value})", yes_no(ok));
+        for ((t, w, c), s) in rows.iter().copied() {
+            if t != "stsd" {
+                continue;
+            }
+            let ceiling = get("ceiling", w, *c);
+            let vs_ceiling = if w == Workload::Gst.key() || w == Workload::GciSession.key() {
+                match ratio(Some(s), ceiling) {
+                    (_, Some(r)) => check(r >= 0.5 && s.clean(), format!("{r:.2} ×")),
+                    _ => "–".to_owned(),
+                }
+            } else {
+                "–".to_owned()
+            };
+            let vs_moto = if w == Workload::Gst.key() {
+                match ratio(Some(s), get("moto", w, *c)) {
+                    (_, Some(r)) => check(r >= 50.0 && s.clean(), format!("{r:.1} ×")),
+                    _ => "–".to_owned(),
+                }
+            } else {
+                "–".to_owned()
+            };
+            let ceiling_p99 =
+                ceiling.map_or_else(String::new, |x| format!("; ceiling {:.3} ms", x.p99_ms));
+            let _ = writeln!(
+                md,
+                "| {} | {c} | {vs_ceiling} | {vs_moto} | {} | {} | {} |",
+                workload_label(w),
+                check(s.p99_ms <= 5.0, format!("{:.3} ms{ceiling_p99}", s.p99_ms)),
+                check(
+                    s.clean(),
+                    format!("{} non-2xx, {} errors", s.non2xx, s.transport_errors)
+                ),
+                check(s.hwm_max_mib <= 64.0, format!("{:.1} MiB", s.hwm_max_mib)),
+            );
+        }
+        md.push('\n');
+    }
+    let mut scale_checks: Vec<(String, String, bool)> = Vec::new();
+    let mut scale_conns: Vec<usize> = sums
+        .keys()
+        .filter(|k| k.0 == "stsd-scale")
+        .map(|k| k.2)
+        .collect();
+    scale_conns.sort_unstable();
+    for c in scale_conns {
+        let w = Workload::Gst.key();
+        if let (Some(b), Some(s)) = (get("stsd-base", w, c), get("stsd-scale", w, c))
+            && b.rps > 0.0
+        {
+            let drop = (1.0 - s.rps / b.rps) * 100.0;
+            scale_checks.push((
+                format!("GST throughput with the loaded store ≤ 10 % lower ({c} conns)"),
+                format!("{drop:.1} % lower"),
+                drop <= 10.0 && s.clean() && b.clean(),
+            ));
+        }
+        if let Some(s) = get("stsd-scale", w, c) {
+            scale_checks.push((
+                format!("peak RSS with the loaded store ≤ 128 MiB ({c} conns)"),
+                format!("{:.1} MiB", s.hwm_max_mib),
+                s.hwm_max_mib <= 128.0,
+            ));
+        }
+    }
+    if let Some(ms) = meta_get(meta, "scale.start-up with the loaded store (ms)")
+        .and_then(|v| v.parse::<f64>().ok())
+    {
+        scale_checks.push((
+            "start-up with the loaded store ≤ 1 s".to_owned(),
+            format!("{ms:.0} ms"),
+            ms <= 1000.0,
+        ));
+    }
+    if !scale_checks.is_empty() {
+        let _ = writeln!(md, "| scale target | measured | met |");
+        let _ = writeln!(md, "|---|---:|---|");
+        for (name, value, ok) in scale_checks {
+            let _ = writeln!(md, "| {name} | {value} | {} |", yes_no(ok));
+        }
+        md.push('\n');
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(target: &str, w: &str, conns: usize, run: usize, rps: f64, non2xx: u64) -> RunLine {
+        RunLine {
+            target: target.into(),
+            workload: w.into(),
+            conns,
+            run,
+            requests: 1000,
+            window_s: 1.0,
+            rps,
+            p50_us: 100,
+            p99_us: 900,
+            non2xx,
+            transport_errors: 0,
+            hwm_kib: 20 * 1024,
+            offered: 0,
+            loadavg: 1.0,
+        }
+    }
+
+    #[test]
+    fn line_round_trip() {
+        let l = line("stsd", "gst", 64, 2, 1234.5, 0);
+        assert_eq!(RunLine::parse(&l.to_line()).expect("parses"), l);
+        assert!(RunLine::parse("a\tb").is_err());
+    }
+
+    #[test]
+    fn medians() {
+        assert!((median(&[3.0, 1.0, 2.0]) - 2.0).abs() < 1e-9);
+        assert!((median(&[4.0, 1.0, 2.0, 3.0]) - 2.5).abs() < 1e-9);
+        assert!(median(&[]).abs() < 1e-9);
+    }
+
+    #[test]
+    fn report_has_ratios_and_flags_errors() {
+        let lines = vec![
+            line("stsd", "gst", 1, 1, 1000.0, 0),
+            line("stsd", "gst", 1, 2, 3000.0, 0),
+            line("stsd", "gst", 1, 3, 2000.0, 0),
+            line("moto", "gst", 1, 1, 20.0, 0),
+            line("ceiling", "gst", 1, 1, 4000.0, 0),
+            line("stsd", "gci-session", 1, 1, 5000.0, 3),
+        ];
+        let md = markdown("t", &lines, &vec![("machine".into(), "x".into())]);
+        assert!(
+            md.contains(
+                "| (a) GetSessionToken, IAM user, no MFA | 1 | 2000 | 20 | 4000 | 100.00 | 0.50 |"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("~~5000~~ (errors: not a throughput figure)"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| (a) GetSessionToken, IAM user, no MFA | 1 | yes (0.50 ×) | yes (100.0 ×) |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("- machine: x"));
+    }
+}

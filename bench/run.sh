@@ -1,0 +1,305 @@
+#!/usr/bin/env bash
+# stsd's reproducible load benchmark (see bench/README.md).
+#
+#   bench/run.sh [--quick] [--postgres URL]     load benchmark: stsd, stsd-ceiling and moto_server
+#   bench/run.sh --micro [--quick]              criterion micro-benchmarks (cargo bench -p stsd-loadgen)
+#   bench/run.sh --scale [N] [--quick] [--scale-tmpfs] [--scale-seconds S]
+#                                               scale run: GetSessionToken with N bulk-loaded users
+#
+# Everything runs on loopback, every loop is bounded in count and time, and every process started here
+# is stopped on exit. Results: a markdown table on stdout and in bench/out/results-<timestamp>.md.
+#
+# Knobs (environment): STSD_BENCH_DURATION (seconds per run; default 10, --quick 3), STSD_BENCH_RUNS (3),
+# STSD_BENCH_CONNS (1,64), STSD_BENCH_MFA_DEVICES (200), STSD_BENCH_SKIP (space-separated targets to
+# skip: moto ceiling stsd mfa), STSD_BENCH_KEEP_TMP=1 (keep the temporary directory with the server logs),
+# STSD_LOG (server log filter; default: the server's default, info), STSD_BENCH_SOURCE (what to call the
+# measured source in the report; default: the git commit).
+set -euo pipefail
+
+usage() {
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/.." && pwd)"
+target_dir="${CARGO_TARGET_DIR:-$repo/target}"
+bin="$target_dir/release"
+
+mode=load
+quick=0
+postgres=""
+scale_n=1000000
+scale_tmpfs=0
+scale_seconds=180
+while [ "$#" -gt 0 ]; do
+  case "$1" in
+    --quick) quick=1 ;;
+    --postgres) [ "$#" -ge 2 ] || usage; postgres="$2"; shift ;;
+    --micro) mode=micro ;;
+    --scale)
+      mode=scale
+      if [ "$#" -ge 2 ] && [[ "$2" =~ ^[0-9]+$ ]]; then scale_n="$2"; shift; fi
+      ;;
+    --scale-tmpfs) scale_tmpfs=1 ;;
+    --scale-seconds) [ "$#" -ge 2 ] || usage; scale_seconds="$2"; shift ;;
+    -h|--help) usage ;;
+    *) echo "run.sh: unknown argument $1" >&2; usage ;;
+  esac
+  shift
+done
+
+log() { printf '== %s\n' "$*" >&2; }
+
+if [ "$quick" = 1 ]; then
+  duration="${STSD_BENCH_DURATION:-3}"
+  warmup=0.5
+else
+  duration="${STSD_BENCH_DURATION:-10}"
+  warmup=1
+fi
+runs="${STSD_BENCH_RUNS:-3}"
+conns="${STSD_BENCH_CONNS:-1,64}"
+mfa_devices="${STSD_BENCH_MFA_DEVICES:-200}"
+skip=" ${STSD_BENCH_SKIP:-} "
+
+# ------------------------------------------------------------------------------------------------ micro
+if [ "$mode" = micro ]; then
+  log "criterion micro-benchmarks (cargo bench -p stsd-loadgen)"
+  cd "$repo"
+  if [ "$quick" = 1 ]; then
+    exec cargo bench -p stsd-loadgen --bench micro -- --warm-up-time 1 --measurement-time 2
+  fi
+  exec cargo bench -p stsd-loadgen --bench micro
+fi
+
+# ------------------------------------------------------------------------------------------------ build
+log "building release binaries (stsd, stsd-loadgen, stsd-ceiling, stsd-bulkload) into $target_dir"
+(cd "$repo" && cargo build --release -p stsd -p stsd-loadgen --bins)
+for b in stsd stsd-loadgen stsd-ceiling stsd-bulkload; do
+  [ -x "$bin/$b" ] || { echo "run.sh: $bin/$b was not built" >&2; exit 1; }
+done
+loadgen="$bin/stsd-loadgen"
+
+# ------------------------------------------------------------------------------------------------ state
+tmp="$(mktemp -d "${TMPDIR:-/tmp}/stsd-bench.XXXXXX")"
+pids=()
+shm_dir=""
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do
+    kill "$p" 2>/dev/null || true
+  done
+  for p in "${pids[@]}"; do
+    wait "$p" 2>/dev/null || true
+  done
+  [ -n "$shm_dir" ] && rm -rf "$shm_dir"
+  if [ "${STSD_BENCH_KEEP_TMP:-0}" = 1 ]; then
+    echo "run.sh: kept $tmp" >&2
+  else
+    rm -rf "$tmp"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+forget_pid() {
+  local p keep=()
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]+"${keep[@]}"}")
+}
+
+# Stops a process started here (SIGTERM, then SIGKILL after 40 s) and waits for it.
+stop() {
+  local pid="$1" i
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 400); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
+}
+
+results="$tmp/results.tsv"
+meta="$tmp/meta.tsv"
+: >"$meta"
+meta() { printf '%s\t%s\n' "$1" "$2" >>"$meta"; }
+
+root_id="AKIABENCHROOT$(head -c 8 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr 'a-f' 'A-F' | cut -c1-7)"
+root_secret="$(head -c 30 /dev/urandom | base64 | tr -d '\n')"
+export STSD_ROOT_ACCESS_KEY_ID="$root_id" STSD_ROOT_SECRET_ACCESS_KEY="$root_secret"
+
+stsd_pid=""
+stsd_port=""
+stsd_startup_ms=""
+# start_stsd NAME DATA_DIR: starts a release stsd on a free loopback port; sets stsd_pid, stsd_port and
+# stsd_startup_ms (process start until /healthz answers).
+start_stsd() {
+  local name="$1" dir="$2" t0
+  stsd_port="$("$loadgen" free-port)"
+  t0="$(date +%s%N)"
+  if [ -n "$postgres" ]; then
+    # Several nodes share a PostgreSQL store, so stsd wants the master key given explicitly.
+    if [ ! -f "$tmp/master.key" ]; then
+      (umask 077 && head -c 32 /dev/urandom | base64 >"$tmp/master.key")
+    fi
+    STSD_DATABASE_URL="$postgres" STSD_MASTER_KEY_FILE="$tmp/master.key" "$bin/stsd" serve --listen "127.0.0.1:$stsd_port" --data-dir "$dir" \
+      >>"$tmp/$name.log" 2>&1 &
+  else
+    "$bin/stsd" serve --listen "127.0.0.1:$stsd_port" --data-dir "$dir" >>"$tmp/$name.log" 2>&1 &
+  fi
+  stsd_pid=$!
+  pids+=("$stsd_pid")
+  if ! stsd_startup_ms="$("$loadgen" wait-ready --endpoint "127.0.0.1:$stsd_port" --since-ns "$t0" --timeout 120 --pid "$stsd_pid")"; then
+    echo "run.sh: stsd did not start; its log:" >&2
+    tail -n 30 "$tmp/$name.log" >&2
+    exit 1
+  fi
+}
+
+# run_load TARGET PORT PID CREDS WORKLOAD...: runs workloads against one server.
+run_load() {
+  local name="$1" port="$2" pid="$3" creds="$4" w
+  shift 4
+  for w in "$@"; do
+    log "$name: $w (connections $conns, $runs runs of ${duration} s)"
+    "$loadgen" run --endpoint "127.0.0.1:$port" --target "$name" --creds "$creds" --workload "$w" \
+      --conns "$conns" --runs "$runs" --duration "$duration" --warmup "$warmup" --pid "$pid" --out "$results"
+  done
+}
+
+machine_meta() {
+  meta "date (UTC)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  meta "machine" "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr))"
+  meta "stsd source" "${STSD_BENCH_SOURCE:-commit $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$repo" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes)')}"
+  meta "runs" "$runs runs of ${duration} s (+ ${warmup} s unmeasured warm-up) per workload and connection count; connections: $conns"
+  meta "load generator" "stsd-loadgen, 1 thread (tokio current-thread), hyper HTTP/1.1 keep-alive, boto3-shaped SigV4 requests; loopback; client and server share the machine's cores"
+  meta "server" "release stsd, default configuration, log filter ${STSD_LOG:-info (default)} to a file, $( [ -n "$postgres" ] && echo "PostgreSQL store" || echo "SQLite store in a fresh temporary data dir")"
+  meta "peak RSS" "VmHWM from /proc/PID/status, reset before each run (clear_refs 5)"
+  meta "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
+}
+
+ts="$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$here/out"
+
+# ------------------------------------------------------------------------------------------------ scale
+if [ "$mode" = scale ]; then
+  if [ -n "$postgres" ]; then
+    echo "run.sh: --scale loads SQLite through Store::open_sqlite; it does not support --postgres" >&2
+    exit 2
+  fi
+  machine_meta
+  dir="$tmp/data-scale"
+  log "scale: baseline on an empty store"
+  start_stsd stsd-scale "$dir"
+  meta "scale.start-up with an empty store (ms)" "$stsd_startup_ms"
+  "$loadgen" setup --endpoint "127.0.0.1:$stsd_port" --out "$tmp/creds-scale"
+  run_load stsd-base "$stsd_port" "$stsd_pid" "$tmp/creds-scale" gst
+  stop "$stsd_pid"
+
+  load_dir="$dir"
+  if [ "$scale_tmpfs" = 1 ]; then
+    shm_dir="$(mktemp -d /dev/shm/stsd-bench.XXXXXX)"
+    cp -a "$dir/." "$shm_dir/"
+    load_dir="$shm_dir"
+    meta "scale.bulk load location" "tmpfs (/dev/shm), then copied back to the data dir on disk"
+  else
+    meta "scale.bulk load location" "the data dir on disk"
+  fi
+  log "scale: bulk-loading up to $scale_n users (time limit ${scale_seconds} s)"
+  "$bin/stsd-bulkload" --data-dir "$load_dir" --users "$scale_n" --max-seconds "$scale_seconds" \
+    --summary "$tmp/bulk.tsv"
+  if [ "$scale_tmpfs" = 1 ]; then
+    rm -rf "$dir" && mkdir -p "$dir" && cp -a "$shm_dir/." "$dir/" && sync
+    rm -rf "$shm_dir"; shm_dir=""
+  fi
+  while IFS=$'\t' read -r k v; do meta "scale.bulk load: $k" "$v"; done <"$tmp/bulk.tsv"
+  stored="$(awk -F'\t' '$1=="users stored"{print $2}' "$tmp/bulk.tsv")"
+  meta "scale.users" "$stored"
+  meta "scale.database size (MiB)" "$(du -sm "$dir" | cut -f1)"
+
+  log "scale: start-up with $stored users (3 starts)"
+  startups=()
+  for i in 1 2 3; do
+    start_stsd stsd-scale "$dir"
+    startups+=("$stsd_startup_ms")
+    meta "scale.RSS right after start $i (MiB)" "$(awk '/VmRSS/{printf "%.1f", $2/1024}' "/proc/$stsd_pid/status")"
+    [ "$i" = 3 ] || stop "$stsd_pid"
+  done
+  median_startup="$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 2p)"
+  meta "scale.start-up with the loaded store (ms)" "$median_startup"
+  meta "scale.start-ups (ms)" "${startups[*]}"
+  run_load stsd-scale "$stsd_port" "$stsd_pid" "$tmp/creds-scale" gst
+  meta "scale.peak RSS over the server's life (MiB)" "$(awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$stsd_pid/status")"
+  stop "$stsd_pid"
+
+  report="$here/out/results-$ts-scale.md"
+  "$loadgen" report --title "stsd scale run ($stored users)" --results "$results" --meta "$meta" --out "$report"
+  cp "$results" "$here/out/results-$ts-scale.tsv"
+  log "written $report"
+  exit 0
+fi
+
+# ------------------------------------------------------------------------------------------------ load
+machine_meta
+
+if [[ "$skip" != *" stsd "* ]]; then
+  log "stsd: fresh data dir, fixtures through the IAM API ($mfa_devices MFA devices)"
+  start_stsd stsd "$tmp/data"
+  meta "stsd start-up, empty store (ms)" "$stsd_startup_ms"
+  mfa_n="$mfa_devices"
+  [[ "$skip" == *" mfa "* ]] && mfa_n=0
+  "$loadgen" setup --endpoint "127.0.0.1:$stsd_port" --mfa-devices "$mfa_n" --out "$tmp/creds-stsd"
+  run_load stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" gst gci-session gci-longterm
+  if [ "$mfa_n" -gt 0 ]; then
+    meta "MFA workload" "$mfa_n users with enabled virtual devices (enabled with the codes of the previous and current step: drift 0). Each run sends every code the devices accept when it starts (steps now-1..now+1 not used before, at most 3 per device; a device stays on one connection), signed per request, after waiting for the next 30-s step when none is left or the run would cross a step: the req/s of draining a burst, not a sustainable rate (D devices allow D codes per 30 s)"
+    run_load stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" gst-mfa
+  fi
+  meta "stsd peak RSS over its life (MiB)" "$(awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$stsd_pid/status")"
+  stop "$stsd_pid"
+fi
+
+if [[ "$skip" != *" ceiling "* ]]; then
+  log "stsd-ceiling: the machine's HTTP ceiling (fixed GetCallerIdentity body)"
+  port="$("$loadgen" free-port)"
+  "$bin/stsd-ceiling" --listen "127.0.0.1:$port" --lifetime 3600 >"$tmp/ceiling.log" 2>&1 &
+  cpid=$!
+  pids+=("$cpid")
+  "$loadgen" wait-ready --endpoint "127.0.0.1:$port" --since-ns "$(date +%s%N)" --any-status >/dev/null
+  creds="$tmp/creds-stsd"
+  if [ ! -f "$creds" ]; then
+    # Same-sized fake credentials (the ceiling checks nothing).
+    printf 'user AKIAEXAMPLEKEYID0001 %s\nsession ASIAEXAMPLEKEYID0001 %s %s\n' "$root_secret" "$root_secret" \
+      "$(head -c 300 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" >"$tmp/creds-fake"
+    creds="$tmp/creds-fake"
+  fi
+  run_load ceiling "$port" "$cpid" "$creds" gst gci-session gci-longterm
+  stop "$cpid"
+fi
+
+if [[ "$skip" != *" moto "* ]]; then
+  venv="$here/.venv"
+  if ! [ -x "$venv/bin/moto_server" ]; then
+    log "moto: installing moto[server] into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --disable-pip-version-check -q 'moto[server]'
+  fi
+  meta "moto" "moto_server $("$venv/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null || echo '?') (Python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')), does not check signatures; same requests"
+  log "moto_server"
+  port="$("$loadgen" free-port)"
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$tmp/moto.log" 2>&1 &
+  mpid=$!
+  pids+=("$mpid")
+  "$loadgen" wait-ready --endpoint "127.0.0.1:$port" --since-ns "$(date +%s%N)" --any-status --path / --timeout 60 >/dev/null
+  STSD_ROOT_ACCESS_KEY_ID=AKIAEXAMPLEROOT00001 "$loadgen" setup --endpoint "127.0.0.1:$port" --out "$tmp/creds-moto"
+  run_load moto "$port" "$mpid" "$tmp/creds-moto" gst gci-session gci-longterm
+  stop "$mpid"
+fi
+
+report="$here/out/results-$ts.md"
+"$loadgen" report --title "stsd load benchmark" --results "$results" --meta "$meta" --out "$report"
+cp "$results" "$here/out/results-$ts.tsv"
+log "written $report"
