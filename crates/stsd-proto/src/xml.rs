@@ -86,16 +86,23 @@ impl XmlWriter {
 
 /// Escapes `&`, `<`, `>`, `"` and `'` (other characters are written as they are, newlines literally).
 pub fn escape_into(out: &mut String, text: &str) {
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
+    // Copy runs without special characters at once (tokens, keys and ids have none).
+    let mut start = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let entity = match b {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            b'\'' => "&apos;",
+            _ => continue,
+        };
+        // The special characters are ASCII, so `i` is always a character boundary.
+        out.push_str(&text[start..i]);
+        out.push_str(entity);
+        start = i + 1;
     }
+    out.push_str(&text[start..]);
 }
 
 /// A success body: `<{Action}Response xmlns=..>`, an optional `<{Action}Result>` written by `result`,
@@ -149,6 +156,23 @@ mod tests {
         );
         assert_eq!(got, expected);
         assert_eq!(got.len(), 305);
+    }
+
+    #[test]
+    fn escaping_keeps_everything_else() {
+        for (input, expected) in [
+            ("", ""),
+            ("plain", "plain"),
+            ("&", "&amp;"),
+            ("a<b>c", "a&lt;b&gt;c"),
+            ("'\"", "&apos;&quot;"),
+            ("é&ü", "é&amp;ü"),
+            ("line\nbreak&", "line\nbreak&amp;"),
+        ] {
+            let mut out = String::new();
+            escape_into(&mut out, input);
+            assert_eq!(out, expected);
+        }
     }
 
     #[test]
