@@ -67,17 +67,7 @@ impl Signed {
 
 /// A 36-character UUID-shaped invocation id (boto3 sends one per call; replays reuse it).
 pub fn invocation_id() -> String {
-    let mut b = [0u8; 16];
-    stsd_core::random_fill(&mut b);
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    stsd_core::ids::uuid_v4()
 }
 
 fn value(s: &str) -> anyhow::Result<HeaderValue> {

@@ -92,6 +92,24 @@ pub fn is_key_id(id: &str, prefix: &str) -> bool {
             .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
 }
 
+/// A random UUID v4 in its lowercase hyphenated form (request ids, event ids).
+pub fn uuid_v4() -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut b = [0u8; 16];
+    random_fill(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let mut out = String::with_capacity(36);
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+    }
+    out
+}
+
 /// A new 40-character secret access key (30 random bytes, standard base64).
 pub fn new_secret_access_key() -> Secret {
     let mut b = [0u8; 30];
@@ -135,6 +153,24 @@ mod tests {
             assert_eq!(account_from_id(&u), Some(account));
         }
         assert_ne!(new_session_key_id(1), new_session_key_id(1));
+    }
+
+    #[test]
+    fn uuids_are_v4() {
+        let u = uuid_v4();
+        assert_eq!(u.len(), 36);
+        let parts: Vec<&str> = u.split('-').collect();
+        assert_eq!(
+            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
+            [8, 4, 4, 4, 12]
+        );
+        assert!(
+            u.bytes()
+                .all(|c| c == b'-' || c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        );
+        assert!(parts[2].starts_with('4'), "{u}");
+        assert!("89ab".contains(&parts[3][..1]), "{u}");
+        assert_ne!(uuid_v4(), u);
     }
 
     #[test]

@@ -42,19 +42,7 @@ pub struct Outcome {
 
 /// A random UUID v4 in its lowercase hyphenated form.
 pub fn new_request_id() -> String {
-    let mut b = [0u8; 16];
-    stsd_core::random_fill(&mut b);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    stsd_core::ids::uuid_v4()
 }
 
 fn is_form(headers: &http::HeaderMap) -> bool {
