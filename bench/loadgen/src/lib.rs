@@ -26,6 +26,31 @@ pub const STS_VERSION: &str = "2011-06-15";
 /// IAM API version.
 pub const IAM_VERSION: &str = "2010-05-08";
 
+/// Runs a tool's async entry point on a multi-threaded runtime and turns its outcome into an exit
+/// status, reporting failures as `NAME: error: ...`.
+pub fn run_main<F>(name: &str, fut: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{name}: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The current unix time in seconds.
 pub fn now_unix() -> i64 {
     std::time::SystemTime::now()

@@ -75,22 +75,5 @@ async fn serve(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("stsd-ceiling: cannot start the async runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(serve(cli)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("stsd-ceiling: error: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    stsd_loadgen::run_main("stsd-ceiling", serve(Cli::parse()))
 }
