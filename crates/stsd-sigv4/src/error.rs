@@ -12,19 +12,14 @@ pub const CODE_MISSING_AUTHENTICATION_TOKEN: &str = "MissingAuthenticationToken"
 pub const CODE_INCOMPLETE_SIGNATURE: &str = "IncompleteSignature";
 /// AWS `Code` for a signature that does not verify (also clock skew and credential scope).
 pub const CODE_SIGNATURE_DOES_NOT_MATCH: &str = "SignatureDoesNotMatch";
-/// AWS `Code` for an unknown access key id or an invalid session token.
-pub const CODE_INVALID_CLIENT_TOKEN_ID: &str = "InvalidClientTokenId";
-/// AWS `Code` for an expired session token.
-pub const CODE_EXPIRED_TOKEN: &str = "ExpiredToken";
 
 /// The short `SignatureDoesNotMatch` message of current AWS captures.
 pub const MSG_SIGNATURE_DOES_NOT_MATCH: &str = "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.";
 
 /// Why a request's SigV4 authentication was rejected.
 ///
-/// Variants produced by this crate are documented with the check that produces them. The last three
-/// (`UnknownAccessKeyId`, `InvalidSecurityToken`, `ExpiredSecurityToken`) are never produced here: they exist so
-/// the server can report key and token lookups through the same type.
+/// Each variant is documented with the check that produces it. Unknown keys and bad or expired session
+/// tokens are found by the server's lookups, not here; the server reports those with its own AWS errors.
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum SigError {
@@ -151,18 +146,6 @@ pub enum SigError {
     /// The signature does not verify (includes a `Signature` that is not 64 lowercase hex digits).
     #[error("signature does not match")]
     SignatureDoesNotMatch,
-
-    /// Not produced by this crate: the access key id is unknown (server-side lookup).
-    #[error("unknown access key id")]
-    UnknownAccessKeyId,
-
-    /// Not produced by this crate: the session token is malformed, unknown or for another key/region.
-    #[error("invalid security token")]
-    InvalidSecurityToken,
-
-    /// Not produced by this crate: the session token has expired.
-    #[error("expired security token")]
-    ExpiredSecurityToken,
 }
 
 impl SigError {
@@ -186,8 +169,6 @@ impl SigError {
             | Self::SignatureNotYetCurrent { .. }
             | Self::ScopeMismatch { .. }
             | Self::SignatureDoesNotMatch => CODE_SIGNATURE_DOES_NOT_MATCH,
-            Self::UnknownAccessKeyId | Self::InvalidSecurityToken => CODE_INVALID_CLIENT_TOKEN_ID,
-            Self::ExpiredSecurityToken => CODE_EXPIRED_TOKEN,
         }
     }
 
@@ -293,15 +274,6 @@ impl SigError {
                 msg
             }
             Self::SignatureDoesNotMatch => MSG_SIGNATURE_DOES_NOT_MATCH.to_owned(),
-            Self::UnknownAccessKeyId => {
-                "The security token included in the request is invalid.".to_owned()
-            }
-            Self::InvalidSecurityToken => {
-                "The security token included in the request is invalid".to_owned()
-            }
-            Self::ExpiredSecurityToken => {
-                "The security token included in the request is expired".to_owned()
-            }
         }
     }
 }

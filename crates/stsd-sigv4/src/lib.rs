@@ -8,7 +8,7 @@
 //!    it ([`SigError::MissingAuthentication`] when there is neither);
 //! 2. [`Auth::check_time`]: ±15 minutes (`X-Amz-Expires` is signed but, as in STS, not enforced);
 //! 3. [`Auth::check_scope`]: service and allowed regions;
-//! 4. the caller looks up [`Auth::access_key_id`] (unknown → [`SigError::UnknownAccessKeyId`]);
+//! 4. the caller looks up [`Auth::access_key_id`] (an unknown key is the server's error to report);
 //! 5. [`verify`]: recomputes the signature with the secret and compares in constant time.
 //!
 //! Every [`SigError`] knows its AWS [`code`](SigError::code), HTTP [`status`](SigError::status) and exact
@@ -43,9 +43,8 @@ use hmac::Mac;
 
 pub use amz_date::{format_amz_date, parse_amz_date};
 pub use error::{
-    CODE_EXPIRED_TOKEN, CODE_INCOMPLETE_SIGNATURE, CODE_INVALID_CLIENT_TOKEN_ID,
-    CODE_MISSING_AUTHENTICATION_TOKEN, CODE_SIGNATURE_DOES_NOT_MATCH, MSG_SIGNATURE_DOES_NOT_MATCH,
-    SigError,
+    CODE_INCOMPLETE_SIGNATURE, CODE_MISSING_AUTHENTICATION_TOKEN, CODE_SIGNATURE_DOES_NOT_MATCH,
+    MSG_SIGNATURE_DOES_NOT_MATCH, SigError,
 };
 pub use sign::{SignParams, presign_query, sign_headers, sign_headers_with};
 

@@ -872,25 +872,3 @@ fn presigned_signature_excluded_and_token_signed() {
 }
 
 // ---------------------------------------------------------------- error table
-
-#[test]
-fn server_side_variants() {
-    assert_err(
-        &SigError::UnknownAccessKeyId,
-        "InvalidClientTokenId",
-        403,
-        "The security token included in the request is invalid.",
-    );
-    assert_err(
-        &SigError::InvalidSecurityToken,
-        "InvalidClientTokenId",
-        403,
-        "The security token included in the request is invalid",
-    );
-    assert_err(
-        &SigError::ExpiredSecurityToken,
-        "ExpiredToken",
-        403,
-        "The security token included in the request is expired",
-    );
-}
