@@ -136,7 +136,7 @@ async fn run(
             ),
         ));
     }
-    if !state.ip_limit.allow(&req.peer.to_string()) {
+    if state.ip_limit.enabled() && !state.ip_limit.allow(&req.peer.to_string()) {
         state.metrics.throttled();
         return Err(ApiError::throttling());
     }

@@ -31,6 +31,11 @@ impl Limiter {
         }
     }
 
+    /// True when this limiter limits anything.
+    pub fn enabled(&self) -> bool {
+        self.rate.per_second > 0.0
+    }
+
     /// True when a request for `key` may proceed now (and takes a token).
     pub fn allow(&self, key: &str) -> bool {
         if self.rate.per_second <= 0.0 {
