@@ -11,13 +11,14 @@
 #
 # Knobs (environment): STSD_BENCH_DURATION (seconds per run; default 10, --quick 3), STSD_BENCH_RUNS (3),
 # STSD_BENCH_CONNS (1,64), STSD_BENCH_MFA_DEVICES (200), STSD_BENCH_SKIP (space-separated targets to
-# skip: moto ceiling stsd mfa), STSD_BENCH_KEEP_TMP=1 (keep the temporary directory with the server logs),
+# skip: moto ceiling stsd mfa), STSD_BENCH_WORKERS (serving threads of stsd and the ceiling; default: one
+# per core), STSD_BENCH_KEEP_TMP=1 (keep the temporary directory with the server logs),
 # STSD_LOG (server log filter; default: the server's default, info), STSD_BENCH_SOURCE (what to call the
 # measured source in the report; default: the git commit).
 set -euo pipefail
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -62,6 +63,11 @@ runs="${STSD_BENCH_RUNS:-3}"
 conns="${STSD_BENCH_CONNS:-1,64}"
 mfa_devices="${STSD_BENCH_MFA_DEVICES:-200}"
 skip=" ${STSD_BENCH_SKIP:-} "
+workers="${STSD_BENCH_WORKERS:-}"
+if [ -n "$workers" ]; then
+  # The same number of serving threads for stsd (STSD_WORKERS) and the ceiling (tokio's own variable).
+  export STSD_WORKERS="$workers" TOKIO_WORKER_THREADS="$workers"
+fi
 
 # ------------------------------------------------------------------------------------------------ micro
 if [ "$mode" = micro ]; then
@@ -174,9 +180,9 @@ machine_meta() {
   meta "date (UTC)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   meta "machine" "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr))"
   meta "stsd source" "${STSD_BENCH_SOURCE:-commit $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$repo" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes)')}"
-  meta "runs" "$runs runs of ${duration} s (+ ${warmup} s unmeasured warm-up) per workload and connection count; connections: $conns"
+  meta "runs" "$runs runs of ${duration} s (+ ${warmup} s unmeasured warm-up) per workload and connection count; connections: $conns; targets measured in turns (stsd, ceiling, moto, stsd, ...), run by run ratios pair runs with the same number"
   meta "load generator" "stsd-loadgen, 1 thread (tokio current-thread), hyper HTTP/1.1 keep-alive, boto3-shaped SigV4 requests; loopback; client and server share the machine's cores"
-  meta "server" "release stsd, default configuration, log filter ${STSD_LOG:-info (default)} to a file, $( [ -n "$postgres" ] && echo "PostgreSQL store" || echo "SQLite store in a fresh temporary data dir")"
+  meta "server" "release stsd, ${workers:+$workers worker thread(s) (also for the ceiling), }default configuration, log filter ${STSD_LOG:-info (default)} to a file, $( [ -n "$postgres" ] && echo "PostgreSQL store" || echo "SQLite store in a fresh temporary data dir")"
   meta "peak RSS" "VmHWM from /proc/PID/status, reset before each run (clear_refs 5)"
   meta "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
 }
@@ -245,6 +251,12 @@ fi
 # ------------------------------------------------------------------------------------------------ load
 machine_meta
 
+# All targets are started first and then measured in turns (stsd, the ceiling, moto; then again), one run
+# per turn, so that each run of stsd has a ceiling run right next to it: this machine's speed drifts by
+# tens of percent over minutes (other tenants), and runs taken minutes apart are not comparable. The
+# report pairs runs with the same number. A target that is not being measured is idle.
+ceiling_port="" moto_port="" cpid="" mpid=""
+
 if [[ "$skip" != *" stsd "* ]]; then
   log "stsd: fresh data dir, fixtures through the IAM API ($mfa_devices MFA devices)"
   start_stsd stsd "$tmp/data"
@@ -252,31 +264,22 @@ if [[ "$skip" != *" stsd "* ]]; then
   mfa_n="$mfa_devices"
   [[ "$skip" == *" mfa "* ]] && mfa_n=0
   "$loadgen" setup --endpoint "127.0.0.1:$stsd_port" --mfa-devices "$mfa_n" --out "$tmp/creds-stsd"
-  run_load stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" gst gci-session gci-longterm
-  if [ "$mfa_n" -gt 0 ]; then
-    meta "MFA workload" "$mfa_n users with enabled virtual devices (enabled with the codes of the previous and current step: drift 0). Each run sends every code the devices accept when it starts (steps now-1..now+1 not used before, at most 3 per device; a device stays on one connection), signed per request, after waiting for the next 30-s step when none is left or the run would cross a step: the req/s of draining a burst, not a sustainable rate (D devices allow D codes per 30 s)"
-    run_load stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" gst-mfa
-  fi
-  meta "stsd peak RSS over its life (MiB)" "$(awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$stsd_pid/status")"
-  stop "$stsd_pid"
 fi
 
 if [[ "$skip" != *" ceiling "* ]]; then
   log "stsd-ceiling: the machine's HTTP ceiling (fixed GetCallerIdentity body)"
-  port="$("$loadgen" free-port)"
-  "$bin/stsd-ceiling" --listen "127.0.0.1:$port" --lifetime 3600 >"$tmp/ceiling.log" 2>&1 &
+  ceiling_port="$("$loadgen" free-port)"
+  "$bin/stsd-ceiling" --listen "127.0.0.1:$ceiling_port" --lifetime 3600 >"$tmp/ceiling.log" 2>&1 &
   cpid=$!
   pids+=("$cpid")
-  "$loadgen" wait-ready --endpoint "127.0.0.1:$port" --since-ns "$(date +%s%N)" --any-status >/dev/null
-  creds="$tmp/creds-stsd"
-  if [ ! -f "$creds" ]; then
+  "$loadgen" wait-ready --endpoint "127.0.0.1:$ceiling_port" --since-ns "$(date +%s%N)" --any-status >/dev/null
+  ceiling_creds="$tmp/creds-stsd"
+  if [ ! -f "$ceiling_creds" ]; then
     # Same-sized fake credentials (the ceiling checks nothing).
     printf 'user AKIAEXAMPLEKEYID0001 %s\nsession ASIAEXAMPLEKEYID0001 %s %s\n' "$root_secret" "$root_secret" \
       "$(head -c 300 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" >"$tmp/creds-fake"
-    creds="$tmp/creds-fake"
+    ceiling_creds="$tmp/creds-fake"
   fi
-  run_load ceiling "$port" "$cpid" "$creds" gst gci-session gci-longterm
-  stop "$cpid"
 fi
 
 if [[ "$skip" != *" moto "* ]]; then
@@ -289,14 +292,39 @@ if [[ "$skip" != *" moto "* ]]; then
   fi
   meta "moto" "moto_server $("$venv/bin/python" -c 'import moto; print(moto.__version__)' 2>/dev/null || echo '?') (Python $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')), does not check signatures; same requests"
   log "moto_server"
-  port="$("$loadgen" free-port)"
-  "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >"$tmp/moto.log" 2>&1 &
+  moto_port="$("$loadgen" free-port)"
+  "$venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$tmp/moto.log" 2>&1 &
   mpid=$!
   pids+=("$mpid")
-  "$loadgen" wait-ready --endpoint "127.0.0.1:$port" --since-ns "$(date +%s%N)" --any-status --path / --timeout 60 >/dev/null
-  STSD_ROOT_ACCESS_KEY_ID=AKIAEXAMPLEROOT00001 "$loadgen" setup --endpoint "127.0.0.1:$port" --out "$tmp/creds-moto"
-  run_load moto "$port" "$mpid" "$tmp/creds-moto" gst gci-session gci-longterm
-  stop "$mpid"
+  "$loadgen" wait-ready --endpoint "127.0.0.1:$moto_port" --since-ns "$(date +%s%N)" --any-status --path / --timeout 60 >/dev/null
+  STSD_ROOT_ACCESS_KEY_ID=AKIAEXAMPLEROOT00001 "$loadgen" setup --endpoint "127.0.0.1:$moto_port" --out "$tmp/creds-moto"
+fi
+
+# one_run NAME PORT PID CREDS WORKLOAD RUN: one run of one workload at each connection count.
+one_run() {
+  "$loadgen" run --endpoint "127.0.0.1:$2" --target "$1" --creds "$4" --workload "$5" \
+    --conns "$conns" --runs 1 --first-run "$6" --duration "$duration" --warmup "$warmup" --pid "$3" \
+    --out "$results"
+}
+
+for w in gst gci-session gci-longterm; do
+  for r in $(seq 1 "$runs"); do
+    log "$w, turn $r of $runs (connections $conns, ${duration} s per run)"
+    [ -n "$stsd_pid" ] && one_run stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
+    [ -n "$cpid" ] && one_run ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
+    [ -n "$mpid" ] && one_run moto "$moto_port" "$mpid" "$tmp/creds-moto" "$w" "$r"
+  done
+done
+[ -n "$cpid" ] && stop "$cpid"
+[ -n "$mpid" ] && stop "$mpid"
+
+if [ -n "$stsd_pid" ]; then
+  if [ "$mfa_n" -gt 0 ]; then
+    meta "MFA workload" "$mfa_n users with enabled virtual devices (enabled with the codes of the previous and current step: drift 0). Each run sends every code the devices accept when it starts (steps now-1..now+1 not used before, at most 3 per device; a device stays on one connection), signed per request, after waiting for the next 30-s step when none is left or the run would cross a step: the req/s of draining a burst, not a sustainable rate (D devices allow D codes per 30 s)"
+    run_load stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" gst-mfa
+  fi
+  meta "stsd peak RSS over its life (MiB)" "$(awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$stsd_pid/status")"
+  stop "$stsd_pid"
 fi
 
 report="$here/out/results-$ts.md"

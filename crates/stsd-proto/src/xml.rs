@@ -41,6 +41,30 @@ impl XmlWriter {
         self.depth += 1;
     }
 
+    /// Opens an element whose name is the concatenation of `name` (no `format!` per response), with a
+    /// namespace for the root.
+    fn raw_open(&mut self, name: &[&str], namespace: Option<&str>) {
+        self.indent();
+        self.buf.push('<');
+        name.iter().for_each(|p| self.buf.push_str(p));
+        if let Some(ns) = namespace {
+            self.buf.push_str(" xmlns=\"");
+            escape_into(&mut self.buf, ns);
+            self.buf.push('"');
+        }
+        self.buf.push_str(">\n");
+        self.depth += 1;
+    }
+
+    /// Closes an element opened with [`Self::raw_open`].
+    fn raw_close(&mut self, name: &[&str]) {
+        self.depth = self.depth.saturating_sub(1);
+        self.indent();
+        self.buf.push_str("</");
+        name.iter().for_each(|p| self.buf.push_str(p));
+        self.buf.push_str(">\n");
+    }
+
     /// Opens an element.
     pub fn open(&mut self, name: &str) {
         self.indent();
@@ -113,17 +137,19 @@ pub fn success_body(
     request_id: &str,
     result: Option<&dyn Fn(&mut XmlWriter)>,
 ) -> String {
-    let mut w = XmlWriter::new();
-    let response = format!("{action}Response");
-    w.root(&response, namespace);
+    // Sized for the largest common body (GetSessionToken with a padded token stays under 2 KiB).
+    let mut w = XmlWriter {
+        buf: String::with_capacity(2048),
+        depth: 0,
+    };
+    w.raw_open(&[action, "Response"], Some(namespace));
     if let Some(result) = result {
-        let name = format!("{action}Result");
-        w.open(&name);
+        w.raw_open(&[action, "Result"], None);
         result(&mut w);
-        w.close(&name);
+        w.raw_close(&[action, "Result"]);
     }
     w.element("ResponseMetadata", |w| w.leaf("RequestId", request_id));
-    w.close(&response);
+    w.raw_close(&[action, "Response"]);
     w.finish()
 }
 

@@ -119,6 +119,9 @@ pub struct ServeArgs {
     /// Maximum concurrent client connections (more wait in the accept queue).
     #[arg(long, env = "STSD_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Threads that serve requests (default: one per CPU core).
+    #[arg(long, env = "STSD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: Option<u16>,
     /// Shift the server's clock by this many seconds (testing time-dependent behaviour only).
     #[arg(
         long,

@@ -25,6 +25,7 @@ pub struct FileConfig {
     audit_log: Option<String>,
     log_format: Option<String>,
     max_connections: Option<usize>,
+    workers: Option<u16>,
     mfa: Option<MfaSection>,
     rate_limit: Option<RateSection>,
     tls: Option<TlsSection>,
@@ -116,6 +117,13 @@ pub fn apply(
         args.max_connections,
         file.max_connections
     );
+    if let Some(w) = file.workers {
+        anyhow::ensure!(
+            (1..=1024).contains(&w),
+            "workers must be between 1 and 1024 (got {w})"
+        );
+    }
+    set!("workers", args.workers, file.workers.map(Some));
     let mfa = file.mfa.unwrap_or_default();
     set!("mfa_window_steps", args.mfa_window_steps, mfa.window_steps);
     set!("mfa_max_failures", args.mfa_max_failures, mfa.max_failures);
@@ -200,6 +208,7 @@ mod tests {
             "audit_log",
             "log_format",
             "max_connections",
+            "workers",
             "window_steps",
             "max_failures",
             "failure_window",
@@ -247,5 +256,38 @@ mod tests {
             args.mfa_max_failures, 10,
             "untouched settings keep their defaults"
         );
+        assert_eq!(args.workers, None, "default: one worker per core");
+    }
+
+    #[test]
+    fn workers_from_file_and_flag() {
+        let (mut args, m) = serve(&["stsd", "serve"]);
+        apply(
+            &mut args,
+            &m,
+            parse("workers = 3\n").unwrap(),
+            Path::new(""),
+        )
+        .unwrap();
+        assert_eq!(args.workers, Some(3));
+        let (mut args, m) = serve(&["stsd", "serve", "--workers", "1"]);
+        apply(
+            &mut args,
+            &m,
+            parse("workers = 3\n").unwrap(),
+            Path::new(""),
+        )
+        .unwrap();
+        assert_eq!(args.workers, Some(1), "the flag must win over the file");
+        let (mut args, m) = serve(&["stsd", "serve"]);
+        let e = apply(
+            &mut args,
+            &m,
+            parse("workers = 0\n").unwrap(),
+            Path::new(""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("workers"), "{e}");
     }
 }

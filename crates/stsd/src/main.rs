@@ -43,10 +43,14 @@ fn main() -> std::process::ExitCode {
     } else {
         fmt.init();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Command::Serve(args) = &cli.command
+        && let Some(n) = args.workers
     {
+        builder.worker_threads(usize::from(n));
+    }
+    let runtime = match builder.build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("stsd: cannot start the async runtime: {e}");

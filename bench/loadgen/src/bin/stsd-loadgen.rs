@@ -95,6 +95,11 @@ struct RunArgs {
     /// Pause between runs, seconds.
     #[arg(long, default_value_t = 0.5)]
     pause: f64,
+    /// Number of the first run in the result lines. `bench/run.sh` runs the targets in turns (stsd, the
+    /// ceiling, moto, then stsd again ...) with one run per invocation, and numbers the turns with this, so
+    /// the report can pair the runs that saw the same machine state.
+    #[arg(long, default_value_t = 1)]
+    first_run: usize,
 }
 
 #[derive(Debug, Args)]
@@ -188,7 +193,7 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
             warmup: Duration::from_secs_f64(a.warmup),
             max_requests_per_conn: a.max_requests_per_conn,
         };
-        for run in 1..=runs {
+        for run in a.first_run..a.first_run + runs {
             let la = loadavg();
             let reset = a.pid.is_some_and(procfs::reset_peak);
             let outcome = if a.workload == Workload::GstMfa {
