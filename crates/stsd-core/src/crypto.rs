@@ -4,7 +4,7 @@
 //!
 //! Blob layout: `nonce (12) | ciphertext | tag (16)`.
 
-use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use aws_lc_rs::aead::{AES_256_GCM_SIV, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use base64::Engine as _;
 use zeroize::Zeroizing;
 
@@ -24,7 +24,11 @@ pub enum CryptoError {
 
 /// An AEAD key used for sealing (the master key, token keys).
 pub struct SealingKey {
-    key: RandomizedNonceKey,
+    // aws-lc calls a key with caller-supplied nonces "less safe"; the nonces are always fresh random
+    // bytes from `crate::random_fill` (the CSPRNG through the per-thread pool), which saves the RDRAND
+    // read that aws-lc's own randomized-nonce key makes on every seal. AES-GCM-SIV also tolerates a
+    // repeated nonce (it then only reveals that two plaintexts were equal).
+    key: LessSafeKey,
 }
 
 impl std::fmt::Debug for SealingKey {
@@ -42,8 +46,10 @@ impl SealingKey {
         if bytes.len() != KEY_LEN {
             return Err(CryptoError::MalformedKey("a key must be 32 bytes"));
         }
-        RandomizedNonceKey::new(&AES_256_GCM_SIV, bytes)
-            .map(|key| SealingKey { key })
+        UnboundKey::new(&AES_256_GCM_SIV, bytes)
+            .map(|key| SealingKey {
+                key: LessSafeKey::new(key),
+            })
             .map_err(|_| CryptoError::MalformedKey("rejected by AES-256-GCM-SIV"))
     }
 
@@ -68,13 +74,14 @@ impl SealingKey {
 
     /// Seals `in_out` in place (ciphertext + tag appended) and returns the random nonce used.
     pub fn seal_in_place(&self, aad: &[u8], in_out: &mut Vec<u8>) -> [u8; NONCE_LEN] {
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::random_fill(&mut nonce);
         // Sealing fails only for inputs larger than AES-GCM-SIV's limit (gigabytes); ours are tiny.
         #[allow(clippy::expect_used)]
-        let nonce = self
-            .key
-            .seal_in_place_append_tag(Aad::from(aad), in_out)
+        self.key
+            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), in_out)
             .expect("AEAD seal of a small buffer");
-        *nonce.as_ref()
+        nonce
     }
 
     /// Opens a ciphertext+tag in place; returns the plaintext slice.
