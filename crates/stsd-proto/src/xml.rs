@@ -19,7 +19,8 @@ impl XmlWriter {
     /// An empty document.
     pub fn new() -> Self {
         XmlWriter {
-            buf: String::with_capacity(1024),
+            // Sized for the largest common body (GetSessionToken with a padded token stays under 2 KiB).
+            buf: String::with_capacity(2048),
             depth: 0,
         }
     }
@@ -32,17 +33,11 @@ impl XmlWriter {
 
     /// Opens the root element with its namespace.
     pub fn root(&mut self, name: &str, namespace: &str) {
-        self.indent();
-        self.buf.push('<');
-        self.buf.push_str(name);
-        self.buf.push_str(" xmlns=\"");
-        escape_into(&mut self.buf, namespace);
-        self.buf.push_str("\">\n");
-        self.depth += 1;
+        self.raw_open(&[name], Some(namespace));
     }
 
-    /// Opens an element whose name is the concatenation of `name` (no `format!` per response), with a
-    /// namespace for the root.
+    /// Opens an element whose name is the concatenation of `name` (so `{Action}Response` needs no
+    /// `format!`), with a namespace for the root.
     fn raw_open(&mut self, name: &[&str], namespace: Option<&str>) {
         self.indent();
         self.buf.push('<');
@@ -67,20 +62,12 @@ impl XmlWriter {
 
     /// Opens an element.
     pub fn open(&mut self, name: &str) {
-        self.indent();
-        self.buf.push('<');
-        self.buf.push_str(name);
-        self.buf.push_str(">\n");
-        self.depth += 1;
+        self.raw_open(&[name], None);
     }
 
     /// Closes an element opened with [`Self::open`] or [`Self::root`].
     pub fn close(&mut self, name: &str) {
-        self.depth = self.depth.saturating_sub(1);
-        self.indent();
-        self.buf.push_str("</");
-        self.buf.push_str(name);
-        self.buf.push_str(">\n");
+        self.raw_close(&[name]);
     }
 
     /// Writes `<name>text</name>` with `text` escaped.
@@ -137,11 +124,7 @@ pub fn success_body(
     request_id: &str,
     result: Option<&dyn Fn(&mut XmlWriter)>,
 ) -> String {
-    // Sized for the largest common body (GetSessionToken with a padded token stays under 2 KiB).
-    let mut w = XmlWriter {
-        buf: String::with_capacity(2048),
-        depth: 0,
-    };
+    let mut w = XmlWriter::new();
     w.raw_open(&[action, "Response"], Some(namespace));
     if let Some(result) = result {
         w.raw_open(&[action, "Result"], None);

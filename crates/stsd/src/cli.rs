@@ -62,6 +62,9 @@ impl StoreArgs {
     }
 }
 
+/// The largest `--workers` value (flag, environment or configuration file).
+pub const MAX_WORKERS: u16 = 1024;
+
 /// `stsd serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
@@ -120,7 +123,7 @@ pub struct ServeArgs {
     #[arg(long, env = "STSD_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Threads that serve requests (default: one per CPU core).
-    #[arg(long, env = "STSD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "STSD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     pub workers: Option<u16>,
     /// Shift the server's clock by this many seconds (testing time-dependent behaviour only).
     #[arg(

@@ -119,8 +119,9 @@ pub fn apply(
     );
     if let Some(w) = file.workers {
         anyhow::ensure!(
-            (1..=1024).contains(&w),
-            "workers must be between 1 and 1024 (got {w})"
+            (1..=crate::cli::MAX_WORKERS).contains(&w),
+            "workers must be between 1 and {} (got {w})",
+            crate::cli::MAX_WORKERS
         );
     }
     set!("workers", args.workers, file.workers.map(Some));

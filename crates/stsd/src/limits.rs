@@ -38,7 +38,7 @@ impl Limiter {
 
     /// True when a request for `key` may proceed now (and takes a token).
     pub fn allow(&self, key: &str) -> bool {
-        if self.rate.per_second <= 0.0 {
+        if !self.enabled() {
             return true;
         }
         let burst = self.rate.burst.max(1.0);
