@@ -29,7 +29,8 @@ fn hmac_into(key: &[u8], data: &[u8], out: &mut [u8; 32]) -> Option<()> {
     Some(())
 }
 
-/// The final SigV4 key for one scope. Zeroized on drop; no `Debug`, no `PartialEq`.
+/// The final SigV4 key for one scope. Zeroized on drop (every clone too); no `Debug`, no `PartialEq`.
+#[derive(Clone)]
 pub(crate) struct SigningKey(Zeroizing<[u8; 32]>);
 
 impl SigningKey {
@@ -63,6 +64,12 @@ impl SigningKey {
     /// An HMAC keyed with this signing key, ready for the string to sign.
     pub(crate) fn mac(&self) -> Option<HmacSha256> {
         keyed(&self.0[..])
+    }
+
+    /// The key's bytes, for tests that compare derivations.
+    #[cfg(test)]
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 

@@ -29,6 +29,7 @@
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod amz_date;
+mod cache;
 mod canonical;
 mod encoding;
 mod error;
@@ -42,6 +43,7 @@ pub mod fuzz;
 use hmac::Mac;
 
 pub use amz_date::{format_amz_date, parse_amz_date};
+pub use cache::KeyCache;
 pub use error::{
     CODE_INCOMPLETE_SIGNATURE, CODE_MISSING_AUTHENTICATION_TOKEN, CODE_SIGNATURE_DOES_NOT_MATCH,
     MSG_SIGNATURE_DOES_NOT_MATCH, SigError,
@@ -213,6 +215,42 @@ impl Auth {
 ///
 /// [`SigError::SignatureDoesNotMatch`] (403).
 pub fn verify(req: &Request<'_>, auth: &Auth, secret_access_key: &[u8]) -> Result<(), SigError> {
+    let key = SigningKey::derive(
+        secret_access_key,
+        &auth.scope_date,
+        &auth.region,
+        &auth.service,
+    );
+    verify_with_key(req, auth, key)
+}
+
+/// [`verify`], taking the derived signing key from `cache` (and storing it there on a miss). The verdict
+/// is always the one [`verify`] gives: the cache serves a key only for exactly this secret and scope.
+///
+/// # Errors
+///
+/// [`SigError::SignatureDoesNotMatch`] (403).
+pub fn verify_cached(
+    req: &Request<'_>,
+    auth: &Auth,
+    secret_access_key: &[u8],
+    cache: &KeyCache,
+) -> Result<(), SigError> {
+    let key = cache.signing_key(
+        &auth.access_key_id,
+        secret_access_key,
+        &auth.scope_date,
+        &auth.region,
+        &auth.service,
+    );
+    verify_with_key(req, auth, key)
+}
+
+fn verify_with_key(
+    req: &Request<'_>,
+    auth: &Auth,
+    key: Option<SigningKey>,
+) -> Result<(), SigError> {
     let payload = payload_hash(req.body);
     let creq_hash = canonical_request_hash(&CanonicalInput {
         method: req.method,
@@ -223,14 +261,9 @@ pub fn verify(req: &Request<'_>, auth: &Auth, secret_access_key: &[u8]) -> Resul
         signed_headers: &auth.signed_headers,
         payload_hash: &payload,
     });
-    let mut mac = SigningKey::derive(
-        secret_access_key,
-        &auth.scope_date,
-        &auth.region,
-        &auth.service,
-    )
-    .and_then(|k| k.mac())
-    .ok_or(SigError::SignatureDoesNotMatch)?;
+    let mut mac = key
+        .and_then(|k| k.mac())
+        .ok_or(SigError::SignatureDoesNotMatch)?;
     update_string_to_sign(
         &mut mac,
         &auth.amz_date,

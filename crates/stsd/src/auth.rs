@@ -154,8 +154,13 @@ async fn resolve(
                 ApiError::invalid_session_token(),
             ));
         }
-        sigv4::verify(req, auth, claims.secret_access_key.expose().as_bytes())
-            .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
+        sigv4::verify_cached(
+            req,
+            auth,
+            claims.secret_access_key.expose().as_bytes(),
+            &state.signing_keys,
+        )
+        .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
         if claims.expires_at <= now {
             return Err(fail(AuthFailure::TokenExpired, ApiError::expired_token()));
         }
@@ -193,8 +198,13 @@ async fn resolve(
             ApiError::unknown_access_key(),
         ));
     }
-    sigv4::verify(req, auth, key.secret.expose().as_bytes())
-        .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
+    sigv4::verify_cached(
+        req,
+        auth,
+        key.secret.expose().as_bytes(),
+        &state.signing_keys,
+    )
+    .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
     if auth.security_token.is_some() {
         // A security token makes no sense with a long-term key: refuse it rather than ignore it.
         return Err(fail(

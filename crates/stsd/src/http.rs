@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 use stsd_proto::ApiError;
 use stsd_proto::request::STS_NS;
@@ -97,22 +98,29 @@ async fn serve_request(
             &request_id,
         ));
     }
-    let body =
-        match tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, MAX_BODY).collect()).await {
-            Ok(Ok(b)) => b.to_bytes(),
-            Ok(Err(e)) => {
-                let err = if e
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ApiError::body_too_large(MAX_BODY)
-                } else {
-                    ApiError::invalid_query("The request body could not be read")
-                };
-                return Ok(error_response(&err, &request_id));
-            }
-            Err(_) => return Ok(error_response(&ApiError::request_timeout(), &request_id)),
-        };
+    let mut collect = std::pin::pin!(Limited::new(body, MAX_BODY).collect());
+    // A small body usually arrives with the headers: poll once before arming the timeout, so the common
+    // case registers no timer at all.
+    let first = std::future::poll_fn(|cx| Poll::Ready(collect.as_mut().poll(cx))).await;
+    let collected = match first {
+        Poll::Ready(done) => Ok(done),
+        Poll::Pending => tokio::time::timeout(BODY_TIMEOUT, collect).await,
+    };
+    let body = match collected {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) => {
+            let err = if e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::body_too_large(MAX_BODY)
+            } else {
+                ApiError::invalid_query("The request body could not be read")
+            };
+            return Ok(error_response(&err, &request_id));
+        }
+        Err(_) => return Ok(error_response(&ApiError::request_timeout(), &request_id)),
+    };
     let incoming = Incoming {
         method: parts.method.as_str(),
         path: parts.uri.path(),

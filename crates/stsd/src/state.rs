@@ -84,6 +84,8 @@ pub struct AppState {
     pub key_limit: crate::limits::Limiter,
     /// The audit log, when enabled.
     pub audit: Option<crate::audit::AuditLog>,
+    /// Derived SigV4 signing keys (per secret and scope), so a key's daily derivation runs once.
+    pub signing_keys: stsd_sigv4::KeyCache,
     last_used: Mutex<HashMap<String, LastUse>>,
     not_before: RwLock<HashMap<String, (std::time::Instant, Option<i64>)>>,
     key_cache: RwLock<HashMap<String, (std::time::Instant, Arc<AccessKey>)>>,
@@ -119,6 +121,7 @@ impl AppState {
             ip_limit: crate::limits::Limiter::new(crate::limits::Rate::default()),
             key_limit: crate::limits::Limiter::new(crate::limits::Rate::default()),
             audit: None,
+            signing_keys: stsd_sigv4::KeyCache::default(),
             last_used: Mutex::new(HashMap::new()),
             not_before: RwLock::new(HashMap::new()),
             key_cache: RwLock::new(HashMap::new()),

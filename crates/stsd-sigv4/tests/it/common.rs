@@ -85,16 +85,34 @@ impl Owned {
         let auth = self.parse()?;
         auth.check_time(now)?;
         auth.check_scope(service, Some(&[region.to_owned()]))?;
-        stsd_sigv4::verify(&self.req(), &auth, secret.as_bytes())?;
+        verify_both(&self.req(), &auth, secret)?;
         Ok(auth)
     }
 
     /// parse + verify only.
     pub fn verifies(&self, secret: &str) -> bool {
         self.parse()
-            .and_then(|a| stsd_sigv4::verify(&self.req(), &a, secret.as_bytes()))
+            .and_then(|a| verify_both(&self.req(), &a, secret))
             .is_ok()
     }
+}
+
+/// A small cache shared by every test, so entries are hit, missed and evicted across cases.
+static KEY_CACHE: std::sync::LazyLock<stsd_sigv4::KeyCache> =
+    std::sync::LazyLock::new(|| stsd_sigv4::KeyCache::new(3));
+
+/// `verify`, after checking that `verify_cached` (twice: a miss or a hit, then a hit) agrees with it.
+fn verify_both(req: &Request<'_>, auth: &Auth, secret: &str) -> Result<(), SigError> {
+    let plain = stsd_sigv4::verify(req, auth, secret.as_bytes());
+    for _ in 0..2 {
+        let cached = stsd_sigv4::verify_cached(req, auth, secret.as_bytes(), &KEY_CACHE);
+        assert_eq!(
+            cached.is_ok(),
+            plain.is_ok(),
+            "verify_cached disagrees with verify"
+        );
+    }
+    plain
 }
 
 /// What to sign with the oracle.
