@@ -29,12 +29,30 @@ impl Params {
     }
 
     /// Appends the pairs decoded from `input`.
+    ///
+    /// A pair without `%` or `+` in valid UTF-8 decodes to itself and is copied as it is (SDKs send
+    /// `Action=GetSessionToken&Version=2011-06-15` that way); any other pair goes through
+    /// `form_urlencoded`, which splits on `&` too, so the result is the same as decoding `input` whole.
     pub fn extend_from(&mut self, input: &[u8]) {
-        self.pairs.extend(
-            form_urlencoded::parse(input)
-                .filter(|(k, _)| !k.is_empty())
-                .map(|(k, v)| (k.into_owned(), v.into_owned())),
-        );
+        for pair in input.split(|&b| b == b'&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let plain = !pair.iter().any(|&b| b == b'%' || b == b'+');
+            match std::str::from_utf8(pair) {
+                Ok(text) if plain => {
+                    let (k, v) = text.split_once('=').unwrap_or((text, ""));
+                    if !k.is_empty() {
+                        self.pairs.push((k.to_owned(), v.to_owned()));
+                    }
+                }
+                _ => self.pairs.extend(
+                    form_urlencoded::parse(pair)
+                        .filter(|(k, _)| !k.is_empty())
+                        .map(|(k, v)| (k.into_owned(), v.into_owned())),
+                ),
+            }
+        }
     }
 
     /// The first value of `name`, if present.
@@ -90,6 +108,21 @@ mod tests {
         fn never_panics(input in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let p = Params::parse(&input);
             for (k, _) in p.pairs() { proptest::prop_assert!(!k.is_empty()); }
+        }
+
+        #[test]
+        fn decodes_as_form_urlencoded_does(
+            input in proptest::collection::vec(
+                proptest::sample::select(b"ab=&%+2F0\xc3\xa9\xff ".to_vec()),
+                0..64,
+            )
+        ) {
+            let got: Vec<(String, String)> = Params::parse(&input).pairs().to_vec();
+            let want: Vec<(String, String)> = form_urlencoded::parse(&input)
+                .filter(|(k, _)| !k.is_empty())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            proptest::prop_assert_eq!(got, want);
         }
 
         #[test]

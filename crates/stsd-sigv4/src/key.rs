@@ -134,23 +134,35 @@ pub(crate) struct Signature(Option<[u8; 32]>);
 impl Signature {
     /// Parses 64 lowercase hex digits; anything else becomes a signature that never verifies.
     pub(crate) fn from_hex(s: &str) -> Self {
-        fn nibble(c: u8) -> Option<u8> {
-            match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
+        /// Each byte's value as a lowercase hex digit, or 0xff.
+        const NIBBLE: [u8; 256] = {
+            let mut t = [0xffu8; 256];
+            let mut c = 0;
+            while c < 10 {
+                t[b'0' as usize + c] = c as u8;
+                c += 1;
             }
-        }
+            let mut c = 0;
+            while c < 6 {
+                t[b'a' as usize + c] = 10 + c as u8;
+                c += 1;
+            }
+            t
+        };
         let b = s.as_bytes();
         if b.len() != 64 {
             return Self(None);
         }
         let mut out = [0u8; 32];
+        let mut bad = 0u8;
         for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(h), Some(l)) => *o = (h << 4) | l,
-                _ => return Self(None),
-            }
+            let (h, l) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+            // 0xff has its high bit set; valid nibbles never do.
+            bad |= h | l;
+            *o = (h << 4) | (l & 0x0f);
+        }
+        if bad & 0x80 != 0 {
+            return Self(None);
         }
         Self(Some(out))
     }

@@ -30,7 +30,7 @@ const X_AMZ_SECURITY_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-amz-s
 
 /// Removes ASCII whitespace; allocates only for whitespace inside the element (rare).
 fn without_whitespace(s: &str) -> Cow<'_, str> {
-    let s = s.trim_matches(|c: char| c.is_ascii_whitespace());
+    let s = s.trim_ascii();
     if s.bytes().any(|b| b.is_ascii_whitespace()) {
         Cow::Owned(s.split_ascii_whitespace().collect())
     } else {
@@ -54,13 +54,15 @@ fn first_header<'h>(headers: &'h http::HeaderMap, name: &HeaderName) -> Option<&
 
 fn parse_header(req: &Request<'_>, raw: &[u8]) -> Result<Auth, SigError> {
     let header = lossy(raw);
-    let trimmed = header.trim_matches(|c: char| c.is_ascii_whitespace());
+    let trimmed = header.trim_ascii();
     if !trimmed.starts_with("AWS4-") {
         return Err(SigError::NotAws4Authorization);
     }
-    let (algorithm, rest) = trimmed
-        .split_once(|c: char| c.is_ascii_whitespace())
-        .unwrap_or((trimmed, ""));
+    // Whitespace is ASCII, so byte positions of it are character boundaries.
+    let (algorithm, rest) = match trimmed.bytes().position(|b| b.is_ascii_whitespace()) {
+        Some(i) => (&trimmed[..i], &trimmed[i + 1..]),
+        None => (trimmed, ""),
+    };
 
     // Coral: everything after the algorithm, whitespace removed, split on ','; each element key=value.
     let mut credential: Option<Cow<'_, str>> = None;
@@ -71,7 +73,7 @@ fn parse_header(req: &Request<'_>, raw: &[u8]) -> Result<Auth, SigError> {
         if element.is_empty() {
             continue;
         }
-        let Some(eq) = element.find('=') else {
+        let Some(eq) = element.bytes().position(|b| b == b'=') else {
             return Err(SigError::MalformedAuthPair {
                 pair: element.into_owned(),
                 authorization: header.into_owned(),

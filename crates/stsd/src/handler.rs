@@ -176,7 +176,9 @@ async fn run(
             let actor = crate::iam::actor(&caller)?;
             let action = IamAction::parse(action, params)?;
             let started = std::time::Instant::now();
-            let out = crate::iam::Iam::new(state, actor).execute(&action).await;
+            // Boxed: IAM's store calls make a large future; out of line, the STS path's stays small.
+            let iam = crate::iam::Iam::new(state, actor);
+            let out = Box::pin(iam.execute(&action)).await;
             state.metrics.store("iam", started.elapsed());
             let out = out?;
             if state.audit.is_some() {

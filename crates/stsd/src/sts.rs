@@ -95,7 +95,11 @@ async fn get_session_token(
             }
             None
         }
-        (Some(serial), Some(code)) => Some(verify_mfa(state, &key.owner, serial, code, now).await?),
+        // Boxed: its store calls make a large future, and keeping it out of line keeps every
+        // GetSessionToken's future (moved at each await) small.
+        (Some(serial), Some(code)) => {
+            Some(Box::pin(verify_mfa(state, &key.owner, serial, code, now)).await?)
+        }
         // Only one of the two: the code cannot be validated.
         _ => return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE)),
     };
