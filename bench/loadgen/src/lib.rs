@@ -26,6 +26,10 @@ pub const STS_VERSION: &str = "2011-06-15";
 /// IAM API version.
 pub const IAM_VERSION: &str = "2010-05-08";
 
+/// The tokio `event_interval` of `stsd serve` (`stsd::http::EVENT_INTERVAL`), used by these tools too so
+/// that the HTTP ceiling's runtime is set up exactly like stsd's.
+pub const EVENT_INTERVAL: u32 = 200;
+
 /// Runs a tool's async entry point on a multi-threaded runtime and turns its outcome into an exit
 /// status, reporting failures as `NAME: error: ...`.
 pub fn run_main<F>(name: &str, fut: F) -> std::process::ExitCode
@@ -34,6 +38,7 @@ where
 {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .event_interval(EVENT_INTERVAL)
         .build()
     {
         Ok(r) => r,
@@ -84,5 +89,10 @@ mod tests {
         assert_eq!(xml_text(x, "AccessKeyId").as_deref(), Some("AKIA1"));
         assert_eq!(xml_text(x, "M").as_deref(), Some("x & <y>"));
         assert_eq!(xml_text(x, "Nope"), None);
+    }
+
+    #[test]
+    fn the_ceiling_runs_on_the_same_scheduler_setting_as_stsd() {
+        assert_eq!(EVENT_INTERVAL, stsd::http::EVENT_INTERVAL);
     }
 }

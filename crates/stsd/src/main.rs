@@ -44,7 +44,9 @@ fn main() -> std::process::ExitCode {
         fmt.init();
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.enable_all();
+    builder
+        .enable_all()
+        .event_interval(stsd::http::EVENT_INTERVAL);
     if let Command::Serve(args) = &cli.command
         && let Some(n) = args.workers
     {
