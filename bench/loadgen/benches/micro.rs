@@ -41,6 +41,18 @@ fn sigv4(c: &mut Criterion) {
             stsd_sigv4::verify(black_box(&sreq), &auth, black_box(secret)).expect("verifies")
         });
     });
+    // What the server does: the signing key comes from its cache after the first request of the day.
+    let cache = stsd_sigv4::KeyCache::default();
+    c.bench_function(
+        "sigv4 parse+verify, cached signing key (server path)",
+        |b| {
+            b.iter(|| {
+                let auth = stsd_sigv4::parse(black_box(&sreq)).expect("parses");
+                stsd_sigv4::verify_cached(&sreq, &auth, black_box(secret), &cache)
+                    .expect("verifies");
+            });
+        },
+    );
 }
 
 fn claims() -> SessionClaims {

@@ -30,6 +30,8 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long shutdown waits for in-flight requests.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
+const X_AMZN_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-amzn-requestid");
+
 fn response(status: u16, body: String, request_id: &str) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() =
@@ -40,7 +42,7 @@ fn response(status: u16, body: String, request_id: &str) -> Response<Full<Bytes>
         http::HeaderValue::from_static("text/xml"),
     );
     if let Ok(v) = http::HeaderValue::from_str(request_id) {
-        h.insert("x-amzn-requestid", v);
+        h.insert(X_AMZN_REQUEST_ID, v);
     }
     r
 }
