@@ -28,10 +28,29 @@ pub(crate) fn parse(req: &Request<'_>) -> Result<Auth, SigError> {
 const X_AMZ_DATE_HEADER: HeaderName = HeaderName::from_static("x-amz-date");
 const X_AMZ_SECURITY_TOKEN_HEADER: HeaderName = HeaderName::from_static("x-amz-security-token");
 
+/// True when `s` has an ASCII whitespace byte (`\t`, `\n`, `\x0C`, `\r`, space), looked for eight
+/// bytes at a time: whitespace is below 0x21, and `(w - 0x2121…) & !w & 0x8080…` is non-zero exactly
+/// when some byte of `w` is below 0x21 (only such words are checked byte by byte).
+fn has_ascii_whitespace(s: &[u8]) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut words = s.chunks_exact(8);
+    for word in &mut words {
+        if let Some(w) = word.first_chunk::<8>() {
+            let w = u64::from_le_bytes(*w);
+            if w.wrapping_sub(LO * 0x21) & !w & HI != 0 && word.iter().any(u8::is_ascii_whitespace)
+            {
+                return true;
+            }
+        }
+    }
+    words.remainder().iter().any(u8::is_ascii_whitespace)
+}
+
 /// Removes ASCII whitespace; allocates only for whitespace inside the element (rare).
 fn without_whitespace(s: &str) -> Cow<'_, str> {
     let s = s.trim_ascii();
-    if s.bytes().any(|b| b.is_ascii_whitespace()) {
+    if has_ascii_whitespace(s.as_bytes()) {
         Cow::Owned(s.split_ascii_whitespace().collect())
     } else {
         Cow::Borrowed(s)
@@ -240,4 +259,29 @@ fn build(
         security_token,
         signature: Signature::from_hex(signature),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_is_found_at_every_position_and_nothing_else_is() {
+        for len in 0..20 {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut s = vec![b'a'; len];
+                    s[at] = b;
+                    assert_eq!(
+                        has_ascii_whitespace(&s),
+                        b.is_ascii_whitespace(),
+                        "byte {b:#04x} at {at} of {len}"
+                    );
+                }
+            }
+        }
+        // Bytes below 0x21 that are not whitespace, next to each other in one word.
+        assert!(!has_ascii_whitespace(b"\x00\x01\x0b\x1f\x21abc"));
+        assert!(has_ascii_whitespace(b"\x00\x01\x0b\x1f\x21ab "));
+    }
 }

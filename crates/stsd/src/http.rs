@@ -90,10 +90,6 @@ async fn serve_request(
         }
     }
     let request_id = handler::new_request_id();
-    // The span carries only the request id: formatting more fields into every request's span (the peer
-    // address, for one) cost more than the rest of the span; the peer is in the debug line below and in
-    // the audit log.
-    let span = tracing::info_span!("request", request_id = %request_id);
 
     let (parts, body) = req.into_parts();
     if let Some(len) = parts
@@ -139,12 +135,7 @@ async fn serve_request(
         body: &body,
         peer: peer.ip(),
     };
-    let outcome = {
-        use tracing::Instrument;
-        handler::handle(&state, &incoming, &request_id)
-            .instrument(span.clone())
-            .await
-    };
+    let outcome = handler::handle(&state, &incoming, &request_id).await;
     state.metrics.request(
         crate::metrics::action_label(outcome.action.as_deref()),
         outcome.error_code.as_deref().unwrap_or("OK"),

@@ -132,7 +132,7 @@ async fn get_session_token(
     };
     let min = usize::try_from(input.minimum_session_token_size.unwrap_or(0)).unwrap_or(0);
     let token = state.key_ring().seal(&claims, min).map_err(|e| {
-        tracing::error!(error = %e, "sealing a session token failed");
+        tracing::error!(request_id, error = %e, "sealing a session token failed");
         ApiError::internal()
     })?;
     let expiration = iso8601(claims.expires_at);
