@@ -300,11 +300,19 @@ mod tests {
     fn only_the_read_only_sts_calls_without_mfa_skip_the_request_span() {
         let quiet = |q: &str| is_quiet(&Params::parse(q.as_bytes()));
         assert!(quiet("Action=GetCallerIdentity&Version=2011-06-15"));
-        assert!(quiet("Action=GetAccessKeyInfo&Version=2011-06-15&AccessKeyId=AKIA"));
-        assert!(quiet("Action=GetSessionToken&Version=2011-06-15&DurationSeconds=900"));
+        assert!(quiet(
+            "Action=GetAccessKeyInfo&Version=2011-06-15&AccessKeyId=AKIA"
+        ));
+        assert!(quiet(
+            "Action=GetSessionToken&Version=2011-06-15&DurationSeconds=900"
+        ));
         // MFA checks log refusals and lock-outs; IAM logs every change; anything unknown gets the span.
-        assert!(!quiet("Action=GetSessionToken&Version=2011-06-15&SerialNumber=arn"));
-        assert!(!quiet("Action=GetSessionToken&Version=2011-06-15&TokenCode=123456"));
+        assert!(!quiet(
+            "Action=GetSessionToken&Version=2011-06-15&SerialNumber=arn"
+        ));
+        assert!(!quiet(
+            "Action=GetSessionToken&Version=2011-06-15&TokenCode=123456"
+        ));
         assert!(!quiet("Action=CreateUser&Version=2010-05-08&UserName=u"));
         assert!(!quiet("Action=GetCallerIdentity&Version=2010-05-08"));
         assert!(!quiet("Action=GetCallerIdentity"));

@@ -137,8 +137,8 @@ async fn serve_request(
     };
     let outcome = handler::handle(&state, &incoming, &request_id).await;
     state.metrics.request(
-        crate::metrics::action_label(outcome.action.as_deref()),
-        outcome.error_code.as_deref().unwrap_or("OK"),
+        outcome.action.as_deref(),
+        outcome.error_code.as_deref(),
         started.elapsed(),
     );
     // One line per request at debug level: metrics and the audit log are the per-request records at

@@ -38,11 +38,63 @@ pub const KNOWN_ACTIONS: &[&str] = &[
     "GetMFADevice",
 ];
 
+/// The label of requests whose action is not in [`KNOWN_ACTIONS`].
+const UNKNOWN_ACTION: &str = "unknown";
+
 /// A bounded label for an action name.
 pub fn action_label(action: Option<&str>) -> &'static str {
+    KNOWN_ACTIONS
+        .get(action_index(action))
+        .copied()
+        .unwrap_or(UNKNOWN_ACTION)
+}
+
+/// The action's place in [`KNOWN_ACTIONS`], or `KNOWN_ACTIONS.len()` for anything else.
+fn action_index(action: Option<&str>) -> usize {
     action
-        .and_then(|a| KNOWN_ACTIONS.iter().find(|k| **k == a).copied())
-        .unwrap_or("unknown")
+        .and_then(|a| KNOWN_ACTIONS.iter().position(|k| *k == a))
+        .unwrap_or(KNOWN_ACTIONS.len())
+}
+
+/// A latency histogram that threads update without a lock: each observation adds to one bucket (the
+/// first whose bound it does not exceed), the count and the sum; rendering accumulates the buckets.
+#[derive(Default)]
+struct AtomicHistogram {
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_nanos: AtomicU64,
+}
+
+impl AtomicHistogram {
+    fn observe(&self, elapsed: Duration) {
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// A consistent-enough copy for rendering (each field is read once).
+    fn snapshot(&self) -> Histogram {
+        let mut h = Histogram::default();
+        let mut below = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            below += b.load(Ordering::Relaxed);
+            h.buckets[i] = below;
+        }
+        h.count = self.count.load(Ordering::Relaxed).max(below);
+        h.sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        h
+    }
+}
+
+/// Per action: successful requests and the latency of all requests.
+#[derive(Default)]
+struct ActionStats {
+    ok: AtomicU64,
+    latency: AtomicHistogram,
 }
 
 #[derive(Default)]
@@ -111,8 +163,11 @@ const AUTH_REASONS: [&str; 6] = [
 /// All counters and histograms.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
-    latency: Mutex<BTreeMap<&'static str, Histogram>>,
+    /// Indexed like [`KNOWN_ACTIONS`], plus one for `unknown`: updated without a lock, as every
+    /// request does.
+    actions: [ActionStats; KNOWN_ACTIONS.len() + 1],
+    /// Failed requests by action and error code (bounded: stsd's own codes).
+    errors: Mutex<BTreeMap<&'static str, BTreeMap<String, u64>>>,
     store: Mutex<BTreeMap<&'static str, Histogram>>,
     auth_failures: [AtomicU64; 6],
     mfa_success: AtomicU64,
@@ -128,20 +183,27 @@ impl std::fmt::Debug for Metrics {
 }
 
 impl Metrics {
-    /// Counts a finished request.
-    pub fn request(&self, action: &'static str, outcome: &str, elapsed: Duration) {
-        if let Ok(mut m) = self.requests.lock() {
-            let by_outcome = m.entry(action).or_default();
-            // No allocation once an (action, outcome) pair has been seen.
-            match by_outcome.get_mut(outcome) {
+    /// Counts a finished request: `error` is its AWS error code, `None` when it succeeded.
+    pub fn request(&self, action: Option<&str>, error: Option<&str>, elapsed: Duration) {
+        let i = action_index(action);
+        let Some(stats) = self.actions.get(i) else {
+            return;
+        };
+        stats.latency.observe(elapsed);
+        let Some(code) = error else {
+            stats.ok.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        if let Ok(mut m) = self.errors.lock() {
+            let label = KNOWN_ACTIONS.get(i).copied().unwrap_or(UNKNOWN_ACTION);
+            let by_code = m.entry(label).or_default();
+            // No allocation once an (action, code) pair has been seen.
+            match by_code.get_mut(code) {
                 Some(n) => *n += 1,
                 None => {
-                    by_outcome.insert(outcome.to_owned(), 1);
+                    by_code.insert(code.to_owned(), 1);
                 }
             }
-        }
-        if let Ok(mut m) = self.latency.lock() {
-            m.entry(action).or_default().observe(elapsed.as_secs_f64());
         }
     }
 
@@ -179,19 +241,28 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP stsd_requests_total Query-protocol requests by action and outcome (OK or the AWS error code).\n# TYPE stsd_requests_total counter\n");
-        if let Ok(m) = self.requests.lock() {
-            for (action, by_outcome) in m.iter() {
-                for (outcome, n) in by_outcome {
-                    let _ = writeln!(
-                        out,
-                        "stsd_requests_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}"
-                    );
-                }
+        let labels = KNOWN_ACTIONS.iter().chain(std::iter::once(&UNKNOWN_ACTION));
+        let errors = self.errors.lock().map(|m| m.clone()).unwrap_or_default();
+        for (action, stats) in labels.clone().zip(&self.actions) {
+            let mut by_outcome: BTreeMap<&str, u64> = errors
+                .get(action)
+                .map(|m| m.iter().map(|(k, v)| (k.as_str(), *v)).collect())
+                .unwrap_or_default();
+            let ok = stats.ok.load(Ordering::Relaxed);
+            if ok > 0 {
+                by_outcome.insert("OK", ok);
+            }
+            for (outcome, n) in by_outcome {
+                let _ = writeln!(
+                    out,
+                    "stsd_requests_total{{action=\"{action}\",outcome=\"{outcome}\"}} {n}"
+                );
             }
         }
         out.push_str("# HELP stsd_request_duration_seconds Time from the request head to the response, by action.\n# TYPE stsd_request_duration_seconds histogram\n");
-        if let Ok(m) = self.latency.lock() {
-            for (action, h) in m.iter() {
+        for (action, stats) in labels.zip(&self.actions) {
+            let h = stats.latency.snapshot();
+            if h.count > 0 {
                 h.render(
                     &mut out,
                     "stsd_request_duration_seconds",
@@ -256,15 +327,16 @@ mod tests {
     #[test]
     fn renders_bounded_labels() {
         let m = Metrics::default();
+        m.request(Some("GetSessionToken"), None, Duration::from_micros(300));
         m.request(
-            action_label(Some("GetSessionToken")),
-            "OK",
-            Duration::from_micros(300),
+            Some("AKIASECRETLOOKINGTHING"),
+            Some("InvalidAction"),
+            Duration::from_millis(2),
         );
         m.request(
-            action_label(Some("AKIASECRETLOOKINGTHING")),
-            "InvalidAction",
-            Duration::from_millis(2),
+            Some("GetSessionToken"),
+            Some("AccessDenied"),
+            Duration::from_millis(30),
         );
         m.auth_failure(AuthFailure::TokenExpired);
         m.mfa_failure(true);
@@ -278,11 +350,30 @@ mod tests {
         );
         assert!(!text.contains("AKIASECRET"));
         assert!(text.contains(
-            "stsd_request_duration_seconds_bucket{action=\"GetSessionToken\",le=\"0.0005\"} 1"
+            "stsd_requests_total{action=\"GetSessionToken\",outcome=\"AccessDenied\"} 1"
         ));
-        assert!(text.contains(
-            "stsd_request_duration_seconds_bucket{action=\"GetSessionToken\",le=\"0.00025\"} 0"
-        ));
+        assert_eq!(action_label(Some("AKIASECRETLOOKINGTHING")), "unknown");
+        assert_eq!(action_label(Some("GetUser")), "GetUser");
+        // Buckets are cumulative: 300 µs is within 0.0005 and every larger bound, 30 ms only from 0.05.
+        for (le, n) in [
+            ("0.00025", 0),
+            ("0.0005", 1),
+            ("0.025", 1),
+            ("0.05", 2),
+            ("1", 2),
+            ("+Inf", 2),
+        ] {
+            let line = format!(
+                "stsd_request_duration_seconds_bucket{{action=\"GetSessionToken\",le=\"{le}\"}} {n}\n"
+            );
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        assert!(text.contains("stsd_request_duration_seconds_count{action=\"GetSessionToken\"} 2"));
+        assert!(
+            text.contains("stsd_request_duration_seconds_sum{action=\"GetSessionToken\"} 0.0303")
+        );
+        // Actions never seen have no histogram.
+        assert!(!text.contains("action=\"ListUsers\""), "{text}");
         assert!(text.contains("stsd_auth_failures_total{reason=\"token_expired\"} 1"));
         assert!(text.contains("stsd_mfa_lockouts_total 1"));
     }
