@@ -264,7 +264,7 @@ async fn replay_loop(
             break;
         }
         sent += 1;
-        let result = conn.send(signed.request()).await;
+        let result = conn.send(signed.wire()).await;
         let t1 = Instant::now();
         let measured = t0 >= measure_from;
         match result {
@@ -427,7 +427,7 @@ async fn mfa_loop(
             ("TokenCode", &code),
         ]);
         let signed = sign(&target.host, &user.creds, "sts", body, now_unix())?;
-        match conn.send(signed.request()).await {
+        match conn.send(signed.wire()).await {
             Ok((status, body)) => stats.answered(status, &body, t0, Instant::now()),
             Err(e) => {
                 stats.failed(&e, Instant::now());

@@ -47,6 +47,8 @@ pub fn form_body(pairs: &[(&str, &str)]) -> String {
 pub struct Signed {
     headers: HeaderMap,
     body: Bytes,
+    /// The whole request as it goes on the wire (HTTP/1.1, header names lowercase as hyper writes them).
+    wire: Bytes,
 }
 
 impl Signed {
@@ -62,6 +64,11 @@ impl Signed {
     /// The body.
     pub fn body(&self) -> &[u8] {
         &self.body
+    }
+
+    /// The serialised request, for [`crate::client::Conn::send`].
+    pub fn wire(&self) -> &[u8] {
+        &self.wire
     }
 }
 
@@ -118,10 +125,27 @@ pub fn sign(
     );
     headers.insert(http::header::CONTENT_LENGTH, value(&length)?);
     headers.insert(http::header::HOST, value(host)?);
+    let wire = serialise(&headers, body.as_bytes());
     Ok(Signed {
         headers,
         body: Bytes::from(body),
+        wire,
     })
+}
+
+/// `POST / HTTP/1.1`, the headers and the body, as one buffer.
+fn serialise(headers: &HeaderMap, body: &[u8]) -> Bytes {
+    let mut out = Vec::with_capacity(1024 + body.len());
+    out.extend_from_slice(b"POST / HTTP/1.1\r\n");
+    for (name, v) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    Bytes::from(out)
 }
 
 #[cfg(test)]

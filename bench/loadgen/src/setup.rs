@@ -41,7 +41,7 @@ pub async fn call(
     let mut pairs = vec![*first, ("Version", version)];
     pairs.extend_from_slice(rest);
     let signed = sign(&target.host, creds, service, form_body(&pairs), now_unix())?;
-    let (status, body) = conn.send(signed.request()).await?;
+    let (status, body) = conn.send(signed.wire()).await?;
     let text = String::from_utf8_lossy(&body).into_owned();
     if !(200..300).contains(&status) {
         bail!("{action} answered {status}: {}", text.trim());
