@@ -181,7 +181,7 @@ machine_meta() {
   meta "machine" "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr))"
   meta "stsd source" "${STSD_BENCH_SOURCE:-commit $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$repo" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes)')}"
   meta "runs" "$runs runs of ${duration} s (+ ${warmup} s unmeasured warm-up) per workload and connection count; connections: $conns; targets measured in turns (stsd, ceiling, moto, stsd, ...), run by run ratios pair runs with the same number"
-  meta "load generator" "stsd-loadgen, 1 thread (tokio current-thread), hyper HTTP/1.1 keep-alive, boto3-shaped SigV4 requests; loopback; client and server share the machine's cores"
+  meta "load generator" "stsd-loadgen, 1 thread (tokio current-thread), wrk-style HTTP/1.1 keep-alive client (requests serialised once, answers parsed with httparse), boto3-shaped SigV4 requests; loopback; client and server share the machine's cores"
   meta "server" "release stsd, ${workers:+$workers worker thread(s) (also for the ceiling), }default configuration, log filter ${STSD_LOG:-info (default)} to a file, $( [ -n "$postgres" ] && echo "PostgreSQL store" || echo "SQLite store in a fresh temporary data dir")"
   meta "peak RSS" "VmHWM from /proc/PID/status, reset before each run (clear_refs 5)"
   meta "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"

@@ -136,6 +136,10 @@ async fn resolve(
     now: i64,
     fail: &impl Fn(AuthFailure, ApiError) -> ApiError,
 ) -> Result<Caller, ApiError> {
+    let verify = |secret: &[u8]| {
+        sigv4::verify_cached(req, auth, secret, &state.signing_keys)
+            .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))
+    };
     if auth.access_key_id.starts_with(ids::SESSION_PREFIX) {
         // A temporary key without its token is an unknown key.
         let Some(token) = auth.security_token.as_deref() else {
@@ -154,13 +158,7 @@ async fn resolve(
                 ApiError::invalid_session_token(),
             ));
         }
-        sigv4::verify_cached(
-            req,
-            auth,
-            claims.secret_access_key.expose().as_bytes(),
-            &state.signing_keys,
-        )
-        .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
+        verify(claims.secret_access_key.expose().as_bytes())?;
         if claims.expires_at <= now {
             return Err(fail(AuthFailure::TokenExpired, ApiError::expired_token()));
         }
@@ -186,25 +184,14 @@ async fn resolve(
         .access_key(&auth.access_key_id)
         .await
         .map_err(|e| errors::from_store(&e))?;
-    let Some(key) = key else {
+    // An inactive key is refused exactly like one that does not exist.
+    let Some(key) = key.filter(|k| k.status == KeyStatus::Active) else {
         return Err(fail(
             AuthFailure::UnknownKey,
             ApiError::unknown_access_key(),
         ));
     };
-    if key.status != KeyStatus::Active {
-        return Err(fail(
-            AuthFailure::UnknownKey,
-            ApiError::unknown_access_key(),
-        ));
-    }
-    sigv4::verify_cached(
-        req,
-        auth,
-        key.secret.expose().as_bytes(),
-        &state.signing_keys,
-    )
-    .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
+    verify(key.secret.expose().as_bytes())?;
     if auth.security_token.is_some() {
         // A security token makes no sense with a long-term key: refuse it rather than ignore it.
         return Err(fail(
