@@ -604,23 +604,16 @@ impl Store {
 
     /// Accepts TOTP step `step` for a device unless that step or a later one was accepted before or the
     /// device is locked: one conditional UPDATE, so of concurrent requests with the same code (on any node
-    /// sharing the database) exactly one wins. Resets the failure count.
+    /// sharing the database) exactly one wins. Resets the failure count. On SQLite concurrent acceptances
+    /// share one commit (group commit); the answer comes after that commit.
     ///
     /// # Errors
     /// Database errors.
     pub async fn mfa_accept_step(&self, serial: &str, step: i64, now: i64) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE mfa_devices SET last_step = $1, failed_count = 0, first_failed_at = NULL \
-             WHERE serial_number = $2 AND owner IS NOT NULL AND (last_step IS NULL OR last_step < $3) \
-             AND (locked_until IS NULL OR locked_until <= $4)",
-        )
-        .bind(step)
-        .bind(serial)
-        .bind(step)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        match &self.steps {
+            Some(batcher) => batcher.accept(serial, step, now).await,
+            None => crate::steps::accept_step(&self.pool, serial, step, now).await,
+        }
     }
 
     /// Counts a failed code. Failures older than `window` seconds start a new count; reaching

@@ -11,6 +11,7 @@
 pub mod iam;
 pub mod migrations;
 pub mod ops;
+mod steps;
 
 pub use iam::{DeviceKind, KeyMeta, MfaDevice};
 pub use ops::TokenKeyInfo;
@@ -177,6 +178,8 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     master: SealingKey,
+    /// SQLite only: the group commit of MFA step acceptances (see `steps`).
+    steps: Option<steps::StepBatcher>,
 }
 
 impl std::fmt::Debug for Store {
@@ -240,10 +243,12 @@ impl Store {
             });
         }
         let pool = pool_opts.connect(url).await?;
+        let steps = (dialect == Dialect::Sqlite).then(|| steps::StepBatcher::start(pool.clone()));
         let store = Store {
             pool,
             dialect,
             master,
+            steps,
         };
         // An existing database is checked against the master key before anything (a migration) can
         // change it; a new one gets its check value after the first migration created the table.

@@ -393,6 +393,71 @@ async fn mfa_replay_and_lockout() {
     }
 }
 
+/// Concurrent acceptances for many devices (on SQLite they share commits): each device accepts a step
+/// once, an older step never, the newest step wins whatever the order, and everything acknowledged is
+/// there after the store is closed and opened again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_concurrent_acceptances_across_devices() {
+    const DEVICES: usize = 30;
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        let seed = Secret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+        let mut serials = Vec::new();
+        for i in 0..DEVICES {
+            let u = user(&format!("dev{i}"));
+            s.create_user(&u).await.unwrap();
+            let serial = format!("arn:aws:iam::123456789012:mfa/dev{i}");
+            s.create_mfa_device(&serial, DeviceKind::Virtual, &u.name, "/", &seed, None, 1)
+                .await
+                .unwrap();
+            s.enable_mfa_device(&serial, &u.user_id, 10, 100, 0)
+                .await
+                .unwrap();
+            serials.push(serial);
+        }
+        // Per device: three presentations of step 101 and one of the used step 100, all at once.
+        let mut tasks = Vec::new();
+        for (i, serial) in serials.iter().enumerate() {
+            for step in [101, 100, 101, 101] {
+                let (s, serial) = (Arc::clone(&s), serial.clone());
+                tasks.push(tokio::spawn(async move {
+                    (i, step, s.mfa_accept_step(&serial, step, 20).await.unwrap())
+                }));
+            }
+        }
+        let mut wins = [0usize; DEVICES];
+        for t in tasks {
+            let (i, step, accepted) = t.await.unwrap();
+            assert!(!(accepted && step == 100), "{backend}: used step accepted");
+            wins[i] += usize::from(accepted);
+        }
+        assert!(wins.iter().all(|&w| w == 1), "{backend}: {wins:?}");
+        // Steps 102 and 103 at once: 103 always wins, 102 only if it came first.
+        let mut tasks = Vec::new();
+        for serial in &serials {
+            for step in [103, 102] {
+                let (s, serial) = (Arc::clone(&s), serial.clone());
+                tasks.push(tokio::spawn(async move {
+                    (step, s.mfa_accept_step(&serial, step, 20).await.unwrap())
+                }));
+            }
+        }
+        for t in tasks {
+            let (step, accepted) = t.await.unwrap();
+            assert!(accepted || step == 102, "{backend}: newest step refused");
+        }
+        s.close().await;
+        drop(s);
+        let s = open(&url, &kb).await;
+        for serial in &serials {
+            let d = s.mfa_device(serial).await.unwrap().unwrap();
+            assert_eq!(d.last_step, Some(103), "{backend}: {serial}");
+        }
+        s.close().await;
+    }
+}
+
 #[tokio::test]
 async fn key_ring_rotation_master_key_and_revocation() {
     for (backend, url) in backends().await {
