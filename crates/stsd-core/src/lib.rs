@@ -9,6 +9,8 @@
 //! - [`timefmt`]: `YYYY-MM-DDTHH:MM:SSZ` formatting without a date library.
 
 pub mod crypto;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod ids;
 pub mod secret;
 pub mod timefmt;

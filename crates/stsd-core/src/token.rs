@@ -17,7 +17,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use std::collections::HashMap;
 use zeroize::Zeroizing;
 
+/// Tokens of IAM users and the root without extensions keep the original layout (version 1), so that
+/// nodes of an older release still open them; tokens with a role principal or extensions are version 2,
+/// which older nodes refuse (rather than misread).
 const VERSION: u8 = 1;
+const VERSION_EXT: u8 = 2;
 const HEADER_LEN: usize = 1 + 4 + 12;
 const TAG_LEN: usize = 16;
 /// The largest token stsd issues, in characters (AWS's limit).
@@ -25,6 +29,10 @@ pub const MAX_TOKEN_LEN: usize = 4096;
 
 const FLAG_USER: u8 = 1;
 const FLAG_MFA: u8 = 2;
+const FLAG_ROLE: u8 = 4;
+const FLAG_EXT: u8 = 8;
+const EXT_SOURCE_IDENTITY: u8 = 1;
+const EXT_SESSION_POLICY: u8 = 2;
 
 /// Why a token could not be opened. All of them answer `InvalidClientTokenId` on the wire.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -57,6 +65,66 @@ pub enum Principal {
         /// IAM path (`/` by default).
         path: String,
     },
+    /// A role session (AssumeRole).
+    Role {
+        /// `AROA...` unique id of the role.
+        role_id: String,
+        /// Role name.
+        name: String,
+        /// Role path.
+        path: String,
+        /// `RoleSessionName`.
+        session_name: String,
+    },
+}
+
+/// What a session carries besides its principal: session policies, scope-down layers, tags and
+/// source identity. Empty for plain GetSessionToken sessions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionExt {
+    /// `SourceIdentity`, kept through chaining.
+    pub source_identity: Option<String>,
+    /// The inline session policy (AssumeRole `Policy`), whitespace removed.
+    pub session_policy: Option<String>,
+    /// Managed session policies (AssumeRole `PolicyArns`), by reference.
+    pub policy_arns: Vec<String>,
+    /// GetScopedCredentials scope-down policies, oldest first (at most 3), whitespace removed.
+    pub scope_policies: Vec<String>,
+    /// Session tags `(key, value)`.
+    pub tags: Vec<(String, String)>,
+    /// Keys of the tags that pass to chained sessions.
+    pub transitive_tag_keys: Vec<String>,
+}
+
+impl SessionExt {
+    fn is_empty(&self) -> bool {
+        *self == SessionExt::default()
+    }
+}
+
+/// Removes JSON whitespace outside strings (a policy's meaning does not depend on it), so that
+/// session policies take less room in the token.
+pub fn compact_json(doc: &str) -> String {
+    let mut out = String::with_capacity(doc.len());
+    let (mut in_str, mut escaped) = (false, false);
+    for c in doc.chars() {
+        if in_str {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_str = false;
+            }
+        } else if !matches!(c, ' ' | '\t' | '\n' | '\r') {
+            if c == '"' {
+                in_str = true;
+            }
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// MFA state of a session: the counterpart of `aws:MultiFactorAuthPresent` / `aws:MultiFactorAuthAge`.
@@ -85,8 +153,11 @@ pub struct SessionClaims {
     pub issued_at: i64,
     /// Expiry time (unix seconds).
     pub expires_at: i64,
-    /// MFA state, when MFA was used.
+    /// MFA state, when MFA was used (for role sessions: inherited from the calling session, or from
+    /// the code given to AssumeRole).
     pub mfa: Option<MfaContext>,
+    /// Session policies, scope-down layers, tags, source identity.
+    pub ext: SessionExt,
 }
 
 fn put_str(out: &mut Vec<u8>, s: &str) -> Result<(), TokenError> {
@@ -137,6 +208,12 @@ impl SessionClaims {
         if self.mfa.is_some() {
             flags |= FLAG_MFA;
         }
+        if matches!(self.principal, Principal::Role { .. }) {
+            flags |= FLAG_ROLE;
+        }
+        if !self.ext.is_empty() {
+            flags |= FLAG_EXT;
+        }
         out.push(flags);
         out.extend_from_slice(&self.account_id.to_be_bytes());
         out.extend_from_slice(&self.issued_at.to_be_bytes());
@@ -154,16 +231,89 @@ impl SessionClaims {
             put_str(&mut out, name)?;
             put_str(&mut out, path)?;
         }
+        if let Principal::Role {
+            role_id,
+            name,
+            path,
+            session_name,
+        } = &self.principal
+        {
+            put_str(&mut out, role_id)?;
+            put_str(&mut out, name)?;
+            put_str(&mut out, path)?;
+            put_str(&mut out, session_name)?;
+        }
         if let Some(mfa) = &self.mfa {
             out.extend_from_slice(&mfa.authenticated_at.to_be_bytes());
             put_str(&mut out, &mfa.serial_number)?;
         }
+        if flags & FLAG_EXT != 0 {
+            let e = &self.ext;
+            let mut present = 0;
+            if e.source_identity.is_some() {
+                present |= EXT_SOURCE_IDENTITY;
+            }
+            if e.session_policy.is_some() {
+                present |= EXT_SESSION_POLICY;
+            }
+            out.push(present);
+            if let Some(s) = &e.source_identity {
+                put_str(&mut out, s)?;
+            }
+            if let Some(s) = &e.session_policy {
+                put_str(&mut out, s)?;
+            }
+            let count = |n: usize| u8::try_from(n).map_err(|_| TokenError::TooLarge);
+            out.push(count(e.policy_arns.len())?);
+            for a in &e.policy_arns {
+                put_str(&mut out, a)?;
+            }
+            out.push(count(e.scope_policies.len())?);
+            for p in &e.scope_policies {
+                put_str(&mut out, p)?;
+            }
+            out.push(count(e.tags.len())?);
+            for (k, v) in &e.tags {
+                put_str(&mut out, k)?;
+                put_str(&mut out, v)?;
+            }
+            out.push(count(e.transitive_tag_keys.len())?);
+            for k in &e.transitive_tag_keys {
+                put_str(&mut out, k)?;
+            }
+        }
         Ok(out)
     }
 
-    fn decode(plain: &[u8]) -> Result<SessionClaims, TokenError> {
+    /// The length in characters of the token these claims make without padding.
+    ///
+    /// # Errors
+    /// [`TokenError::TooLarge`] when a field cannot be encoded at all.
+    pub fn token_len(&self) -> Result<usize, TokenError> {
+        let n = HEADER_LEN + self.encode()?.len() + TAG_LEN;
+        Ok((n * 4).div_ceil(3))
+    }
+
+    /// The token format version these claims need.
+    fn version(&self) -> u8 {
+        if matches!(self.principal, Principal::Role { .. }) || !self.ext.is_empty() {
+            VERSION_EXT
+        } else {
+            VERSION
+        }
+    }
+
+    fn decode(version: u8, plain: &[u8]) -> Result<SessionClaims, TokenError> {
         let mut r = Reader(plain);
         let flags = r.u8()?;
+        let known = if version == VERSION {
+            FLAG_USER | FLAG_MFA
+        } else {
+            FLAG_USER | FLAG_MFA | FLAG_ROLE | FLAG_EXT
+        };
+        if flags & !known != 0 || flags & (FLAG_USER | FLAG_ROLE) == FLAG_USER | FLAG_ROLE {
+            return Err(TokenError::Malformed);
+        }
         let mut acct = [0u8; 8];
         acct.copy_from_slice(r.take(8)?);
         let account_id = u64::from_be_bytes(acct);
@@ -178,6 +328,13 @@ impl SessionClaims {
                 name: r.str()?,
                 path: r.str()?,
             }
+        } else if flags & FLAG_ROLE != 0 {
+            Principal::Role {
+                role_id: r.str()?,
+                name: r.str()?,
+                path: r.str()?,
+                session_name: r.str()?,
+            }
         } else {
             Principal::Root
         };
@@ -189,6 +346,29 @@ impl SessionClaims {
         } else {
             None
         };
+        let mut ext = SessionExt::default();
+        if flags & FLAG_EXT != 0 {
+            let present = r.u8()?;
+            if present & EXT_SOURCE_IDENTITY != 0 {
+                ext.source_identity = Some(r.str()?);
+            }
+            if present & EXT_SESSION_POLICY != 0 {
+                ext.session_policy = Some(r.str()?);
+            }
+            for _ in 0..r.u8()? {
+                ext.policy_arns.push(r.str()?);
+            }
+            for _ in 0..r.u8()? {
+                ext.scope_policies.push(r.str()?);
+            }
+            for _ in 0..r.u8()? {
+                let k = r.str()?;
+                ext.tags.push((k, r.str()?));
+            }
+            for _ in 0..r.u8()? {
+                ext.transitive_tag_keys.push(r.str()?);
+            }
+        }
         // Whatever follows is padding (authenticated, so it cannot have been altered).
         Ok(SessionClaims {
             account_id,
@@ -199,8 +379,28 @@ impl SessionClaims {
             issued_at,
             expires_at,
             mfa,
+            ext,
         })
     }
+}
+
+/// Seals an arbitrary claims record (not necessarily one [`SessionClaims`] would encode) under the ring's
+/// signing key, as a token; for the fuzz harness, which must reach the claims decoder. `None` when the
+/// ring has no signing key or the record is too large for a token.
+pub(crate) fn seal_raw(ring: &KeyRing, plain: &[u8]) -> Option<String> {
+    let id = ring.signing?;
+    let key = ring.keys.get(&id)?;
+    let mut header = [0u8; HEADER_LEN];
+    header[0] = VERSION;
+    header[1..5].copy_from_slice(&id.to_be_bytes());
+    let mut body = plain.to_vec();
+    let nonce = key.seal_in_place(&header[..5], &mut body);
+    header[5..].copy_from_slice(&nonce);
+    let mut bin = Vec::with_capacity(HEADER_LEN + body.len());
+    bin.extend_from_slice(&header);
+    bin.extend_from_slice(&body);
+    let token = URL_SAFE_NO_PAD.encode(&bin);
+    (token.len() <= MAX_TOKEN_LEN).then_some(token)
 }
 
 /// The token keys this node knows, and which one seals new tokens.
@@ -265,7 +465,7 @@ impl KeyRing {
             plain.resize(padded, 0);
         }
         let mut header = [0u8; HEADER_LEN];
-        header[0] = VERSION;
+        header[0] = claims.version();
         header[1..5].copy_from_slice(&id.to_be_bytes());
         // Sealed in place: after this call `body` holds only ciphertext and tag.
         let mut body: Vec<u8> = plain.to_vec();
@@ -292,7 +492,8 @@ impl KeyRing {
         let bin = URL_SAFE_NO_PAD
             .decode(token.as_bytes())
             .map_err(|_| TokenError::Malformed)?;
-        if bin.len() < HEADER_LEN + TAG_LEN || bin[0] != VERSION {
+        let version = bin.first().copied().unwrap_or(0);
+        if bin.len() < HEADER_LEN + TAG_LEN || !(version == VERSION || version == VERSION_EXT) {
             return Err(TokenError::Malformed);
         }
         let (header, body) = bin.split_at(HEADER_LEN);
@@ -304,7 +505,7 @@ impl KeyRing {
         let plain = key
             .open_in_place(&header[5..], &header[..5], &mut body)
             .map_err(|_| TokenError::Tampered)?;
-        SessionClaims::decode(plain)
+        SessionClaims::decode(version, plain)
     }
 }
 
@@ -341,7 +542,29 @@ mod tests {
                 authenticated_at: 1_700_000_000,
                 serial_number: "arn:aws:iam::123456789012:mfa/alice".into(),
             }),
+            ext: SessionExt::default(),
         }
+    }
+
+    fn role_claims() -> SessionClaims {
+        let mut c = claims(false, true);
+        c.principal = Principal::Role {
+            role_id: ids::new_unique_id("AROA", 123_456_789_012),
+            name: "admin".into(),
+            path: "/ops/".into(),
+            session_name: "alice-cli".into(),
+        };
+        c.ext = SessionExt {
+            source_identity: Some("alice".into()),
+            session_policy: Some(compact_json(
+                "{ \"Version\": \"2012-10-17\", \"Statement\": [{\"Effect\": \"Allow\", \"Action\": \"iam:Get*\", \"Resource\": \"*\"}]}",
+            )),
+            policy_arns: vec!["arn:aws:iam::123456789012:policy/ReadOnly".into()],
+            scope_policies: vec!["{\"a\":\"b c\"}".into()],
+            tags: vec![("team".into(), "ops".into())],
+            transitive_tag_keys: vec!["team".into()],
+        };
+        c
     }
 
     fn same(a: &SessionClaims, b: &SessionClaims) {
@@ -352,6 +575,53 @@ mod tests {
         assert_eq!(a.source_access_key_id, b.source_access_key_id);
         assert_eq!((a.issued_at, a.expires_at), (b.issued_at, b.expires_at));
         assert_eq!(a.mfa, b.mfa);
+        assert_eq!(a.ext, b.ext);
+    }
+
+    #[test]
+    fn role_sessions_round_trip_as_version_2() {
+        let r = ring();
+        let c = role_claims();
+        let t = r.seal(&c, 0).unwrap();
+        assert!(t.len() < 1000, "{}", t.len());
+        assert_eq!(URL_SAFE_NO_PAD.decode(&t).unwrap()[0], VERSION_EXT);
+        same(&r.open(&t).unwrap(), &c);
+        // Extensions alone (a scoped GetSessionToken session) also need version 2.
+        let mut scoped = claims(true, true);
+        scoped.ext.scope_policies.push("{}".into());
+        let t = r.seal(&scoped, 0).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&t).unwrap()[0], VERSION_EXT);
+        same(&r.open(&t).unwrap(), &scoped);
+    }
+
+    #[test]
+    fn version_1_tokens_keep_their_layout_and_open() {
+        // A token sealed exactly as the first release did (version 1, no extension flags).
+        let r = ring();
+        let c = claims(true, true);
+        let plain = c.encode().unwrap();
+        let key = r.keys.get(&7).unwrap();
+        let mut header = [0u8; HEADER_LEN];
+        header[0] = 1;
+        header[1..5].copy_from_slice(&7u32.to_be_bytes());
+        let mut body = plain.to_vec();
+        let nonce = key.seal_in_place(&header[..5], &mut body);
+        header[5..].copy_from_slice(&nonce);
+        let mut bin = header.to_vec();
+        bin.extend_from_slice(&body);
+        let t = URL_SAFE_NO_PAD.encode(&bin);
+        same(&r.open(&t).unwrap(), &c);
+        // New plain user tokens are still version 1.
+        let t = r.seal(&c, 0).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(&t).unwrap()[0], 1);
+    }
+
+    #[test]
+    fn compacting_keeps_strings() {
+        assert_eq!(
+            compact_json("{ \"a b\" : [ \"x \\\" y\" , 1 ]\n}"),
+            "{\"a b\":[\"x \\\" y\",1]}"
+        );
     }
 
     #[test]

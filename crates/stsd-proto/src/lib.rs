@@ -6,11 +6,15 @@
 //! - [`validate`]: the Coral validation grammar (`1 validation error detected: ...`).
 //! - [`xml`]: a small pretty-printing XML writer that produces AWS's exact layout.
 //! - [`sts`]: the STS API (`2011-06-15`): typed inputs parsed from [`params::Params`] and response bodies.
-//! - [`iam`]: the IAM API subset (`2010-05-08`): users, access keys, MFA devices.
+//! - [`iam`]: the IAM API subset (`2010-05-08`): users, access keys, MFA devices, inline and managed
+//!   policies, groups, the policy simulator.
 //! - [`request`]: which API (STS or IAM) a request addresses, from `Version`.
 
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod iam;
+pub mod json;
 pub mod params;
 pub mod request;
 pub mod sts;

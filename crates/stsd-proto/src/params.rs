@@ -63,6 +63,77 @@ impl Params {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The values of the awsQuery list `name` (`name.member.1`, `name.member.2`, ...), ordered by index.
+    ///
+    /// Indices need not be contiguous; when an index repeats, its first occurrence wins. Keys whose index is
+    /// not a positive decimal number are ignored. `None` when the request has no member of the list and no
+    /// bare `name` (SDKs send `name=` for an empty list, which gives `Some(vec![])`).
+    pub fn list(&self, name: &str) -> Option<Vec<&str>> {
+        let mut bare = false;
+        let mut found: Vec<(u32, &str)> = Vec::new();
+        for (k, v) in &self.pairs {
+            let Some(rest) = k.strip_prefix(name) else {
+                continue;
+            };
+            if rest.is_empty() {
+                bare = true;
+            } else if let Some(n) = rest.strip_prefix(".member.").and_then(list_index) {
+                found.push((n, v.as_str()));
+            }
+        }
+        if found.is_empty() && !bare {
+            return None;
+        }
+        // Stable: among equal indices the first occurrence stays first, and dedup keeps it.
+        found.sort_by_key(|(n, _)| *n);
+        found.dedup_by_key(|(n, _)| *n);
+        Some(found.into_iter().map(|(_, v)| v).collect())
+    }
+
+    /// The members of the awsQuery list of structures `name` (`name.member.N.Field=...`), ascending by N,
+    /// each as its index and the [`Params`] of its fields with the `name.member.N.` prefix removed (so a
+    /// nested list reads as `sub.list("Values")`). One pass over the pairs, however many members there are.
+    /// `None` when the request has no such parameter and no bare `name` (as for [`Params::list`]).
+    pub fn list_structs(&self, name: &str) -> Option<Vec<(u32, Params)>> {
+        let mut bare = false;
+        let mut found: std::collections::BTreeMap<u32, Params> = std::collections::BTreeMap::new();
+        for (k, v) in &self.pairs {
+            let Some(rest) = k.strip_prefix(name) else {
+                continue;
+            };
+            if rest.is_empty() {
+                bare = true;
+            } else if let Some((n, field)) = rest
+                .strip_prefix(".member.")
+                .and_then(|r| r.split_once('.'))
+                .filter(|(_, field)| !field.is_empty())
+                .and_then(|(n, field)| Some((list_index(n)?, field)))
+            {
+                found
+                    .entry(n)
+                    .or_default()
+                    .pairs
+                    .push((field.to_owned(), v.clone()));
+            }
+        }
+        if found.is_empty() && !bare {
+            return None;
+        }
+        Some(found.into_iter().collect())
+    }
+
+    /// The first name that occurs more than once, if any. A request with a repeated name is ambiguous
+    /// (the signature covers the sorted pairs, so reordering the duplicates would change which value a
+    /// first-occurrence reader acts on without breaking it): the server refuses such requests.
+    /// List members (`Tags.member.1.Key`, `Tags.member.2.Key`) are distinct names.
+    pub fn first_duplicate(&self) -> Option<&str> {
+        let mut seen = std::collections::HashSet::with_capacity(self.pairs.len());
+        self.pairs
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .find(|k| !seen.insert(*k))
+    }
+
     /// All pairs in wire order.
     pub fn pairs(&self) -> &[(String, String)] {
         &self.pairs
@@ -77,6 +148,14 @@ impl Params {
     pub fn is_empty(&self) -> bool {
         self.pairs.is_empty()
     }
+}
+
+/// A list index: a positive decimal number without sign.
+fn list_index(s: &str) -> Option<u32> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse::<u32>().ok().filter(|n| *n >= 1)
 }
 
 #[cfg(test)]
@@ -101,6 +180,57 @@ mod tests {
         let dbg = format!("{p:?}");
         assert!(!dbg.contains("123456"), "{dbg}");
         assert!(dbg.contains("TokenCode"));
+    }
+
+    #[test]
+    fn lists_by_member_index() {
+        let p = Params::parse(
+            b"A.member.2=b&A.member.1=a&A.member.1=dup&A.member.0=zero&A.member.x=bad&AB.member.1=other&A.member.10=j",
+        );
+        assert_eq!(p.list("A"), Some(vec!["a", "b", "j"]));
+        assert_eq!(p.list("Missing"), None);
+        assert_eq!(Params::parse(b"A=").list("A"), Some(vec![]));
+        let p = Params::parse(
+            b"C.member.2.K=k2&C.member.1.K=k1&C.member.1.V.member.1=v&C.member.3=flat&C.member.4.=empty",
+        );
+        let c = p.list_structs("C").unwrap();
+        assert_eq!(c.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!(c[0].1.get("K"), Some("k1"));
+        assert_eq!(c[0].1.list("V"), Some(vec!["v"]));
+        assert_eq!(c[1].1.pairs(), [("K".to_owned(), "k2".to_owned())]);
+        assert!(p.list_structs("D").is_none());
+        assert_eq!(
+            Params::parse(b"D=").list_structs("D").map(|l| l.len()),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn duplicates_are_found_list_members_are_not_duplicates() {
+        let dup = |q: &str| {
+            Params::parse(q.as_bytes())
+                .first_duplicate()
+                .map(str::to_owned)
+        };
+        assert_eq!(dup("Action=A&Version=V&DurationSeconds=900"), None);
+        assert_eq!(
+            dup("Action=A&DurationSeconds=900&Version=V&DurationSeconds=3600"),
+            Some("DurationSeconds".to_owned())
+        );
+        // Encoded and plain spellings of one name are one name.
+        assert_eq!(
+            dup("Token%43ode=1&TokenCode=2"),
+            Some("TokenCode".to_owned())
+        );
+        assert_eq!(dup("A=&A="), Some("A".to_owned()));
+        assert_eq!(
+            dup("Tags.member.1.Key=a&Tags.member.2.Key=b&Tags.member.1.Value=c"),
+            None
+        );
+        // Across the query string and the form body.
+        let mut p = Params::parse(b"Action=GetSessionToken&DurationSeconds=900");
+        p.extend_from(b"Version=2011-06-15&DurationSeconds=3600");
+        assert_eq!(p.first_duplicate(), Some("DurationSeconds"));
     }
 
     proptest::proptest! {

@@ -86,7 +86,9 @@ pub(crate) struct CanonicalInput<'a, H: HeaderSource + ?Sized> {
     pub headers: &'a H,
     /// Lowercase signed header names, in the order they are listed.
     pub signed_headers: &'a [String],
-    pub payload_hash: &'a [u8; 64],
+    /// The payload hash as it appears in the canonical request (hex SHA-256 or a literal such as
+    /// `UNSIGNED-PAYLOAD`).
+    pub payload_hash: &'a [u8],
 }
 
 /// Feeds the canonical request to `sink`.

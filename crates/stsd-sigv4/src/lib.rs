@@ -221,7 +221,7 @@ pub fn verify(req: &Request<'_>, auth: &Auth, secret_access_key: &[u8]) -> Resul
         &auth.region,
         &auth.service,
     );
-    verify_with_key(req, auth, key)
+    verify_with_key(req, auth, key, &payload_hash(req.body))
 }
 
 /// [`verify`], taking the derived signing key from `cache` (and storing it there on a miss). The verdict
@@ -243,15 +243,45 @@ pub fn verify_cached(
         &auth.region,
         &auth.service,
     );
-    verify_with_key(req, auth, key)
+    verify_with_key(req, auth, key, &payload_hash(req.body))
+}
+
+/// [`verify_cached`] with the payload hash given instead of computed from the body: for a verifier that
+/// never sees the body (a forward-auth hook behind a proxy), which takes the value the client signed in
+/// `x-amz-content-sha256` (hex SHA-256, or a literal such as `UNSIGNED-PAYLOAD` where the caller allows
+/// it). Whether that value may be trusted is the caller's decision.
+///
+/// # Errors
+///
+/// [`SigError::SignatureDoesNotMatch`] (403).
+pub fn verify_cached_with_payload_hash(
+    req: &Request<'_>,
+    auth: &Auth,
+    secret_access_key: &[u8],
+    cache: &KeyCache,
+    payload_hash: &str,
+) -> Result<(), SigError> {
+    let key = cache.signing_key(
+        &auth.access_key_id,
+        secret_access_key,
+        &auth.scope_date,
+        &auth.region,
+        &auth.service,
+    );
+    verify_with_key(req, auth, key, payload_hash.as_bytes())
+}
+
+/// Lowercase hex SHA-256 of `body`, as it appears in a canonical request.
+pub fn hex_sha256(body: &[u8]) -> String {
+    String::from_utf8_lossy(&payload_hash(body)).into_owned()
 }
 
 fn verify_with_key(
     req: &Request<'_>,
     auth: &Auth,
     key: Option<SigningKey>,
+    payload: &[u8],
 ) -> Result<(), SigError> {
-    let payload = payload_hash(req.body);
     let creq_hash = canonical_request_hash(&CanonicalInput {
         method: req.method,
         path: req.path,
@@ -259,7 +289,7 @@ fn verify_with_key(
         skip_signature_param: auth.kind == AuthKind::Presigned,
         headers: req.headers,
         signed_headers: &auth.signed_headers,
-        payload_hash: &payload,
+        payload_hash: payload,
     });
     let mut mac = key
         .and_then(|k| k.mac())
