@@ -78,7 +78,7 @@ fn seed_context(serial: &str) -> Vec<u8> {
     format!("mfa_seed:{serial}").into_bytes()
 }
 
-fn user_from_row(row: &AnyRow) -> Result<User> {
+pub(crate) fn user_from_row(row: &AnyRow) -> Result<User> {
     Ok(User {
         user_id: row.try_get("user_id")?,
         name: row.try_get("name")?,
@@ -161,13 +161,15 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    /// Deletes a user that has no access keys and no enabled MFA devices.
+    /// Deletes a user that has no access keys, no enabled MFA devices, no policies and no groups.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (`"keys"` or `"devices"`), database errors.
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (`"keys"`, `"devices"`, `"policies"`,
+    /// `"attached"` or `"groups"`), database errors.
     pub async fn delete_user(&self, user_id: &str) -> Result<()> {
         let r = sqlx::query(
-            "DELETE FROM users WHERE user_id = $1 AND key_count = 0 AND device_count = 0",
+            "DELETE FROM users WHERE user_id = $1 AND key_count = 0 AND device_count = 0 \
+             AND inline_policy_count = 0 AND attached_policy_count = 0 AND group_count = 0",
         )
         .bind(user_id)
         .execute(&self.pool)
@@ -175,18 +177,26 @@ impl Store {
         if r.rows_affected() == 1 {
             return Ok(());
         }
-        let row = sqlx::query("SELECT key_count, device_count FROM users WHERE user_id = $1")
-            .bind(user_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT key_count, device_count, inline_policy_count, attached_policy_count FROM users WHERE user_id = $1",
+        )
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
         match row {
             None => Err(StoreError::NotFound),
             Some(row) => {
-                let keys: i64 = row.try_get("key_count")?;
-                Err(StoreError::Conflict(if keys > 0 {
+                let count = |c: &str| -> Result<i64> { Ok(row.try_get(c)?) };
+                Err(StoreError::Conflict(if count("key_count")? > 0 {
                     "keys"
-                } else {
+                } else if count("device_count")? > 0 {
                     "devices"
+                } else if count("inline_policy_count")? > 0 {
+                    "policies"
+                } else if count("attached_policy_count")? > 0 {
+                    "attached"
+                } else {
+                    "groups"
                 }))
             }
         }
@@ -414,6 +424,19 @@ impl Store {
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
         Ok(())
+    }
+
+    /// How many unassigned virtual devices `creator` (a user id) created.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn count_unassigned_devices(&self, creator: &str) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mfa_devices WHERE created_by = $1 AND owner IS NULL AND kind = 'virtual'",
+        )
+        .bind(creator)
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// A device by serial number.

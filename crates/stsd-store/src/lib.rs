@@ -11,6 +11,8 @@
 pub mod iam;
 pub mod migrations;
 pub mod ops;
+pub mod policy;
+pub mod roles;
 mod steps;
 
 pub use iam::{DeviceKind, KeyMeta, MfaDevice};
@@ -23,6 +25,9 @@ use std::time::Duration;
 use stsd_core::crypto::{CryptoError, SealingKey};
 use stsd_core::secret::Secret;
 use stsd_core::token::KeyRing;
+
+/// The most access keys the root may have (as AWS).
+pub const MAX_ROOT_KEYS: i64 = 2;
 
 /// Store failures. Messages never contain secrets.
 #[derive(Debug, thiserror::Error)]
@@ -505,10 +510,12 @@ impl Store {
         rows.iter().map(|r| self.access_key_from_row(r)).collect()
     }
 
-    /// Stores a new root access key.
+    /// Stores a new root access key, refusing a third one (at most [`MAX_ROOT_KEYS`], as AWS). The count
+    /// and the insert are one atomic step: see [`Self::lock_root_keys`].
     ///
     /// # Errors
-    /// [`StoreError::AlreadyExists`] if the id is taken; database errors.
+    /// [`StoreError::LimitExceeded`] when the root has its two keys already, [`StoreError::AlreadyExists`]
+    /// if the id is taken; database errors.
     pub async fn insert_root_key(
         &self,
         access_key_id: &str,
@@ -516,15 +523,73 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let blob = self.seal_key_secret(access_key_id, secret);
+        let mut tx = self.pool.begin().await?;
+        Self::lock_root_keys(&mut tx).await?;
+        let count: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM access_keys WHERE user_id IS NULL")
+                .fetch_one(&mut *tx)
+                .await?;
+        if count >= MAX_ROOT_KEYS {
+            return Err(StoreError::LimitExceeded);
+        }
         sqlx::query(
             "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, NULL, $2, 'Active', $3)",
         )
         .bind(access_key_id)
         .bind(blob)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Replaces every root access key by a new one in one transaction (`stsd admin root rotate`); returns
+    /// the ids of the keys removed.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`] if the id is taken; database errors.
+    pub async fn rotate_root_key(
+        &self,
+        access_key_id: &str,
+        secret: &Secret,
+        now: i64,
+    ) -> Result<Vec<String>> {
+        let blob = self.seal_key_secret(access_key_id, secret);
+        let mut tx = self.pool.begin().await?;
+        Self::lock_root_keys(&mut tx).await?;
+        let old: Vec<String> =
+            sqlx::query_scalar("SELECT access_key_id FROM access_keys WHERE user_id IS NULL")
+                .fetch_all(&mut *tx)
+                .await?;
+        sqlx::query("DELETE FROM access_keys WHERE user_id IS NULL")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, NULL, $2, 'Active', $3)",
+        )
+        .bind(access_key_id)
+        .bind(blob)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
+        tx.commit().await?;
+        Ok(old)
+    }
+
+    /// Serialises the transactions that add root keys, so that counting them and inserting one is atomic:
+    /// a write to one marker row takes that row's lock on PostgreSQL (a concurrent transaction waits, then
+    /// its next statement sees the committed key) and the database's write lock on SQLite.
+    async fn lock_root_keys(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO stsd_meta (name, value) VALUES ($1, '') \
+             ON CONFLICT (name) DO UPDATE SET value = stsd_meta.value",
+        )
+        .bind("root_key_lock")
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 

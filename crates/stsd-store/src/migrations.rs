@@ -1,4 +1,4 @@
-//! Schema migrations, one list for both backends. `{BLOB}` is replaced by each dialect's binary type; every
+//! Schema migrations, one list for both backends. `{BLOB}` is replaced by each dialect's binary type and `{SELF_SERVICE_ARN}` by [`SELF_SERVICE_ARN`]; every
 //! other construct is portable SQL (no SQLite-only or PostgreSQL-only features).
 
 /// `(version, description, SQL)`; applied in order, each in its own transaction, recorded in
@@ -67,7 +67,99 @@ CREATE INDEX mfa_devices_owner ON mfa_devices (owner);
 ALTER TABLE users ADD COLUMN mfa_required BIGINT NOT NULL DEFAULT 0;
 "#,
     ),
+    (
+        3,
+        "IAM policies: managed policies and versions, inline policies, groups, attachments",
+        r#"
+CREATE TABLE iam_groups (
+    group_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    member_count BIGINT NOT NULL DEFAULT 0,
+    inline_policy_count BIGINT NOT NULL DEFAULT 0,
+    attached_policy_count BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX iam_groups_path ON iam_groups (path);
+CREATE TABLE group_members (
+    group_id TEXT NOT NULL REFERENCES iam_groups (group_id),
+    user_id TEXT NOT NULL REFERENCES users (user_id),
+    added_at BIGINT NOT NULL,
+    PRIMARY KEY (group_id, user_id)
+);
+CREATE INDEX group_members_user ON group_members (user_id);
+CREATE TABLE managed_policies (
+    policy_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    arn TEXT NOT NULL UNIQUE,
+    description TEXT,
+    default_version TEXT NOT NULL,
+    next_version BIGINT NOT NULL,
+    version_count BIGINT NOT NULL,
+    attachment_count BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX managed_policies_path ON managed_policies (path);
+CREATE TABLE policy_versions (
+    policy_id TEXT NOT NULL REFERENCES managed_policies (policy_id),
+    version_id TEXT NOT NULL,
+    document TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (policy_id, version_id)
+);
+CREATE TABLE inline_policies (
+    entity_kind TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    document TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    PRIMARY KEY (entity_kind, entity_id, name)
+);
+CREATE TABLE policy_attachments (
+    entity_kind TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    policy_arn TEXT NOT NULL,
+    attached_at BIGINT NOT NULL,
+    PRIMARY KEY (entity_kind, entity_id, policy_arn)
+);
+CREATE INDEX policy_attachments_arn ON policy_attachments (policy_arn);
+ALTER TABLE users ADD COLUMN inline_policy_count BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN attached_policy_count BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN group_count BIGINT NOT NULL DEFAULT 0;
+INSERT INTO policy_attachments (entity_kind, entity_id, policy_arn, attached_at)
+    SELECT 'user', user_id, '{SELF_SERVICE_ARN}', created_at FROM users;
+UPDATE users SET attached_policy_count = 1;
+"#,
+    ),
+    (
+        4,
+        "IAM roles (trust policy, session limit, per-role revocation)",
+        r#"
+CREATE TABLE iam_roles (
+    role_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    name_key TEXT NOT NULL UNIQUE,
+    path TEXT NOT NULL,
+    trust_policy TEXT NOT NULL,
+    description TEXT,
+    max_session_duration BIGINT NOT NULL,
+    created_at BIGINT NOT NULL,
+    inline_policy_count BIGINT NOT NULL DEFAULT 0,
+    attached_policy_count BIGINT NOT NULL DEFAULT 0,
+    sessions_not_before BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX iam_roles_path ON iam_roles (path);
+"#,
+    ),
 ];
+
+/// The built-in managed policy that keeps the self-service rights users had before policies existed
+/// (manage their own access keys and MFA devices). Migration 3 attaches it to every existing user.
+pub const SELF_SERVICE_ARN: &str = "arn:aws:iam::aws:policy/StsdSelfManageCredentials";
 
 /// Which SQL dialect a database speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,5 +178,6 @@ impl Dialect {
             Dialect::Postgres => "BYTEA",
         };
         sql.replace("{BLOB}", blob)
+            .replace("{SELF_SERVICE_ARN}", SELF_SERVICE_ARN)
     }
 }

@@ -154,6 +154,14 @@ impl Store {
             let v = self.meta("root_sessions_not_before").await?;
             return Ok(Some(v.and_then(|s| s.parse().ok()).unwrap_or(0)));
         }
+        if principal.starts_with(crate::roles::ROLE_ID_PREFIX) {
+            return Ok(sqlx::query_scalar(
+                "SELECT sessions_not_before FROM iam_roles WHERE role_id = $1",
+            )
+            .bind(principal)
+            .fetch_optional(&self.pool)
+            .await?);
+        }
         Ok(
             sqlx::query_scalar("SELECT sessions_not_before FROM users WHERE user_id = $1")
                 .bind(principal)
@@ -171,6 +179,18 @@ impl Store {
             return self
                 .set_meta("root_sessions_not_before", &t.to_string())
                 .await;
+        }
+        if principal.starts_with(crate::roles::ROLE_ID_PREFIX) {
+            let r = sqlx::query("UPDATE iam_roles SET sessions_not_before = $1 WHERE role_id = $2")
+                .bind(t)
+                .bind(principal)
+                .execute(&self.pool)
+                .await?;
+            return if r.rows_affected() == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::NotFound)
+            };
         }
         if self.set_sessions_not_before(principal, t).await? {
             Ok(())

@@ -550,3 +550,548 @@ async fn key_ring_rotation_master_key_and_revocation() {
         );
     }
 }
+
+#[tokio::test]
+async fn policies_groups_and_attachments() {
+    use stsd_store::policy::{Applicable, EntityKind, Group, ManagedPolicy, Source};
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        let alice = user("alice");
+        s.create_user(&alice).await.unwrap();
+        let uid = alice.user_id.as_str();
+
+        // Inline policies: replace by name, aggregate size limit, delete.
+        s.put_inline_policy(EntityKind::User, uid, "p1", "{\"a\":1}", 1000, 2048)
+            .await
+            .unwrap();
+        s.put_inline_policy(EntityKind::User, uid, "p1", "{\"a\":2}", 1500, 2048)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                s.put_inline_policy(EntityKind::User, uid, "p2", "{}", 600, 2048)
+                    .await,
+                Err(StoreError::LimitExceeded)
+            ),
+            "{backend}"
+        );
+        assert_eq!(
+            s.inline_policy(EntityKind::User, uid, "p1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("{\"a\":2}"),
+            "{backend}"
+        );
+        assert!(matches!(
+            s.put_inline_policy(EntityKind::User, "AIDANOPE", "p", "{}", 1, 2048)
+                .await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            s.list_inline_policies(EntityKind::User, uid, None, 10)
+                .await
+                .unwrap(),
+            vec!["p1".to_owned()]
+        );
+        // A user with policies cannot be deleted.
+        assert!(
+            matches!(
+                s.delete_user(uid).await,
+                Err(StoreError::Conflict("policies"))
+            ),
+            "{backend}"
+        );
+
+        // Managed policies and versions.
+        let arn = "arn:aws:iam::123456789012:policy/Ops";
+        let p = ManagedPolicy {
+            policy_id: "ANPATEST0000000000001".into(),
+            name: "Ops".into(),
+            path: "/".into(),
+            arn: arn.into(),
+            description: Some("d".into()),
+            default_version: "v1".into(),
+            attachment_count: 0,
+            created_at: 10,
+            updated_at: 10,
+        };
+        s.create_policy(&p, "doc1").await.unwrap();
+        let mut dup = p.clone();
+        dup.policy_id = "ANPATEST0000000000002".into();
+        dup.name = "OPS".into();
+        dup.arn = "arn:aws:iam::123456789012:policy/OPS".into();
+        assert!(
+            matches!(
+                s.create_policy(&dup, "x").await,
+                Err(StoreError::AlreadyExists)
+            ),
+            "{backend}: names are unique case-insensitively"
+        );
+        let pid = p.policy_id.as_str();
+        for n in 2..=5 {
+            let v = s
+                .create_policy_version(pid, &format!("doc{n}"), n == 3, 20)
+                .await
+                .unwrap();
+            assert_eq!(v, format!("v{n}"), "{backend}");
+        }
+        assert!(
+            matches!(
+                s.create_policy_version(pid, "doc6", false, 20).await,
+                Err(StoreError::LimitExceeded)
+            ),
+            "{backend}: six versions"
+        );
+        let got = s.policy_by_arn(arn).await.unwrap().unwrap();
+        assert_eq!(got.default_version, "v3", "{backend}");
+        assert!(matches!(
+            s.delete_policy_version(pid, "v3").await,
+            Err(StoreError::Conflict("default"))
+        ));
+        s.delete_policy_version(pid, "v2").await.unwrap();
+        assert!(matches!(
+            s.delete_policy_version(pid, "v2").await,
+            Err(StoreError::NotFound)
+        ));
+        // Version ids are never reused.
+        assert_eq!(
+            s.create_policy_version(pid, "doc7", false, 30)
+                .await
+                .unwrap(),
+            "v6"
+        );
+        let versions: Vec<String> = s
+            .policy_versions(pid)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| v.version_id)
+            .collect();
+        assert_eq!(versions, ["v6", "v5", "v4", "v3", "v1"], "{backend}");
+        s.set_default_policy_version(pid, "v6", 40).await.unwrap();
+        assert!(matches!(
+            s.set_default_policy_version(pid, "v2", 40).await,
+            Err(StoreError::NotFound)
+        ));
+        assert_eq!(
+            s.policy_version(pid, "v6").await.unwrap().unwrap().document,
+            "doc7"
+        );
+        assert!(
+            s.policy_version(pid, "v6")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_default
+        );
+
+        // Groups and membership.
+        let g = Group {
+            group_id: "AGPATEST0000000000001".into(),
+            name: "Admins".into(),
+            path: "/".into(),
+            created_at: 5,
+        };
+        s.create_group(&g).await.unwrap();
+        assert!(matches!(
+            s.create_group(&Group {
+                group_id: "AGPATEST0000000000002".into(),
+                name: "admins".into(),
+                ..g.clone()
+            })
+            .await,
+            Err(StoreError::AlreadyExists)
+        ));
+        assert!(s.add_user_to_group(&g.group_id, uid, 50).await.unwrap());
+        assert!(!s.add_user_to_group(&g.group_id, uid, 50).await.unwrap());
+        assert_eq!(s.groups_for_user(uid).await.unwrap(), vec![g.clone()]);
+        assert_eq!(
+            s.group_members(&g.group_id, None, 10).await.unwrap().len(),
+            1
+        );
+        assert!(matches!(
+            s.delete_group(&g.group_id).await,
+            Err(StoreError::Conflict("members"))
+        ));
+
+        // Attachments: idempotent, counted, limited, block deletes.
+        assert!(
+            s.attach_policy(EntityKind::Group, &g.group_id, arn, Some(pid), 10, 60)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.attach_policy(EntityKind::Group, &g.group_id, arn, Some(pid), 10, 60)
+                .await
+                .unwrap()
+        );
+        let builtin = "arn:aws:iam::aws:policy/Builtin";
+        assert!(
+            s.attach_policy(EntityKind::User, uid, builtin, None, 1, 60)
+                .await
+                .unwrap()
+        );
+        assert!(
+            matches!(
+                s.attach_policy(EntityKind::User, uid, arn, Some(pid), 1, 60)
+                    .await,
+                Err(StoreError::LimitExceeded)
+            ),
+            "{backend}: attachment quota"
+        );
+        assert_eq!(
+            s.policy_by_arn(arn)
+                .await
+                .unwrap()
+                .unwrap()
+                .attachment_count,
+            1
+        );
+        assert!(matches!(
+            s.delete_policy(pid).await,
+            Err(StoreError::Conflict("attached"))
+        ));
+
+        // What applies to alice: her inline policy, her built-in attachment, the group's managed policy.
+        let applicable = s.user_policies(uid).await.unwrap();
+        assert_eq!(
+            applicable,
+            vec![
+                Applicable {
+                    source: Source::UserInline { name: "p1".into() },
+                    document: Some("{\"a\":2}".into()),
+                },
+                Applicable {
+                    source: Source::Managed {
+                        arn: builtin.into(),
+                        via_group: None
+                    },
+                    document: None,
+                },
+                Applicable {
+                    source: Source::Managed {
+                        arn: arn.into(),
+                        via_group: Some("Admins".into())
+                    },
+                    document: Some("doc7".into()),
+                },
+            ],
+            "{backend}"
+        );
+        assert_eq!(
+            s.policy_entities(arn).await.unwrap(),
+            vec![(EntityKind::Group, g.group_id.clone())]
+        );
+
+        // Tear down in the order IAM requires.
+        assert!(
+            s.detach_policy(EntityKind::Group, &g.group_id, arn)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.detach_policy(EntityKind::Group, &g.group_id, arn)
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            s.delete_policy(pid).await,
+            Err(StoreError::Conflict("versions"))
+        ));
+        for v in ["v1", "v3", "v4", "v5"] {
+            s.delete_policy_version(pid, v).await.unwrap();
+        }
+        s.delete_policy(pid).await.unwrap();
+        assert!(s.policy_by_arn(arn).await.unwrap().is_none());
+        assert!(s.remove_user_from_group(&g.group_id, uid).await.unwrap());
+        s.delete_group(&g.group_id).await.unwrap();
+        assert!(matches!(
+            s.delete_user(uid).await,
+            Err(StoreError::Conflict("policies"))
+        ));
+        assert!(
+            s.delete_inline_policy(EntityKind::User, uid, "p1")
+                .await
+                .unwrap()
+        );
+        assert!(matches!(
+            s.delete_user(uid).await,
+            Err(StoreError::Conflict("attached"))
+        ));
+        s.detach_policy(EntityKind::User, uid, builtin)
+            .await
+            .unwrap();
+        s.delete_user(uid).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn concurrent_attachments_respect_the_quota() {
+    use stsd_store::policy::EntityKind;
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        let u = user("bob");
+        s.create_user(&u).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let s = s.clone();
+            let uid = u.user_id.clone();
+            tasks.push(tokio::spawn(async move {
+                s.attach_policy(
+                    EntityKind::User,
+                    &uid,
+                    &format!("arn:aws:iam::aws:policy/P{i}"),
+                    None,
+                    10,
+                    1,
+                )
+                .await
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(true) => ok += 1,
+                Err(StoreError::LimitExceeded) => {}
+                other => panic!("{backend}: {other:?}"),
+            }
+        }
+        assert_eq!(ok, 10, "{backend}");
+        assert_eq!(
+            s.attached_policies(EntityKind::User, &u.user_id)
+                .await
+                .unwrap()
+                .len(),
+            10,
+            "{backend}"
+        );
+    }
+}
+
+/// Parallel root key creations never leave the root with more than two keys (the count and the insert are
+/// one atomic step), and rotation replaces both keys at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn root_key_quota_holds_under_parallel_inserts() {
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        for round in 0..3 {
+            let mut tasks = Vec::new();
+            for i in 0..12 {
+                let s = Arc::clone(&s);
+                tasks.push(tokio::spawn(async move {
+                    s.insert_root_key(
+                        &format!("AKIAROOTRACE{round:02}{i:06}"),
+                        &Secret::new("s3cret-s3cret-s3cret"),
+                        1,
+                    )
+                    .await
+                }));
+            }
+            let mut ok = 0;
+            for t in tasks {
+                match t.await.unwrap() {
+                    Ok(()) => ok += 1,
+                    Err(StoreError::LimitExceeded) => {}
+                    Err(e) => panic!("{backend}: {e}"),
+                }
+            }
+            let keys = s.root_keys().await.unwrap();
+            assert_eq!(keys.len(), 2, "{backend}: round {round}");
+            assert_eq!(
+                ok,
+                if round == 0 { 2 } else { 0 },
+                "{backend}: round {round}"
+            );
+        }
+        let old = s
+            .rotate_root_key(
+                "AKIAROOTROTATED00001",
+                &Secret::new("s3cret-s3cret-s3cret"),
+                2,
+            )
+            .await
+            .unwrap();
+        assert_eq!(old.len(), 2, "{backend}");
+        let keys = s.root_keys().await.unwrap();
+        assert_eq!(keys.len(), 1, "{backend}");
+        assert_eq!(keys[0].access_key_id, "AKIAROOTROTATED00001", "{backend}");
+        s.insert_root_key(
+            "AKIAROOTAFTER0000001",
+            &Secret::new("s3cret-s3cret-s3cret"),
+            3,
+        )
+        .await
+        .unwrap();
+        assert!(matches!(
+            s.insert_root_key(
+                "AKIAROOTAFTER0000002",
+                &Secret::new("s3cret-s3cret-s3cret"),
+                3
+            )
+            .await,
+            Err(StoreError::LimitExceeded)
+        ));
+    }
+}
+
+/// Users that exist when policies are introduced (migration 3) keep their self-service rights: the
+/// migration attaches the built-in self-service policy to each of them.
+#[tokio::test]
+async fn migration_3_gives_existing_users_the_self_service_policy() {
+    use sqlx::Connection;
+    use stsd_store::migrations::{Dialect, MIGRATIONS, SELF_SERVICE_ARN};
+    use stsd_store::policy::EntityKind;
+    sqlx::any::install_default_drivers();
+    let dir = std::env::temp_dir().join(unique("stsd_mig3"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+    {
+        // A database as the release before policies left it: migrations 1 and 2, and a user.
+        let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE stsd_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 2) {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(Dialect::Sqlite.render(sql)))
+                .execute(&mut c)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO stsd_migrations VALUES ($1, $2, 0)")
+                .bind(*version)
+                .bind(*description)
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+        sqlx::query("INSERT INTO users (user_id, name, name_key, path, created_at) VALUES ('AIDAOLD', 'old', 'old', '/', 1)")
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    let (kb, _) = key();
+    let s = open(&url, &kb).await;
+    assert_eq!(
+        s.attached_policies(EntityKind::User, "AIDAOLD")
+            .await
+            .unwrap(),
+        vec![SELF_SERVICE_ARN.to_owned()]
+    );
+    // The counter matches the row, so DeleteUser asks for the detachment first.
+    assert!(matches!(
+        s.delete_user("AIDAOLD").await,
+        Err(StoreError::Conflict("attached"))
+    ));
+    // Users created afterwards start with nothing, as in AWS.
+    let new = user("new");
+    s.create_user(&new).await.unwrap();
+    assert!(
+        s.attached_policies(EntityKind::User, &new.user_id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn roles_policies_and_revocation() {
+    use stsd_store::policy::{EntityKind, Source};
+    use stsd_store::roles::Role;
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        let role = Role {
+            role_id: stsd_core::ids::new_unique_id("AROA", 123_456_789_012),
+            name: "Admin".into(),
+            path: "/ops/".into(),
+            trust_policy: "{\"Version\": \"2012-10-17\"}".into(),
+            description: Some("d".into()),
+            max_session_duration: 3600,
+            created_at: 1_700_000_000,
+            sessions_not_before: 0,
+        };
+        s.create_role(&role).await.unwrap();
+        let mut dup = role.clone();
+        dup.role_id = stsd_core::ids::new_unique_id("AROA", 123_456_789_012);
+        dup.name = "admin".into();
+        assert!(
+            matches!(s.create_role(&dup).await, Err(StoreError::AlreadyExists)),
+            "{backend}: names are unique case-insensitively"
+        );
+        let rid = role.role_id.as_str();
+        assert_eq!(s.role_by_name("ADMIN").await.unwrap().unwrap(), role);
+        assert_eq!(s.role_by_id(rid).await.unwrap().unwrap(), role);
+        assert_eq!(s.list_roles("/ops/", None, 10).await.unwrap().len(), 1);
+        assert!(s.list_roles("/dev/", None, 10).await.unwrap().is_empty());
+        s.update_role(rid, None, Some(7200)).await.unwrap();
+        s.update_trust_policy(rid, "{}").await.unwrap();
+        let got = s.role_by_id(rid).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                got.max_session_duration,
+                got.description.as_deref(),
+                got.trust_policy.as_str()
+            ),
+            (7200, Some("d"), "{}"),
+            "{backend}"
+        );
+
+        // Inline policies (10,240 aggregate) and attachments block deletion.
+        s.put_inline_policy(EntityKind::Role, rid, "p", "{\"x\":1}", 9000, 10_240)
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.put_inline_policy(EntityKind::Role, rid, "q", "{}", 2000, 10_240)
+                .await,
+            Err(StoreError::LimitExceeded)
+        ));
+        let arn = "arn:aws:iam::aws:policy/StsdSelfManageCredentials";
+        assert!(
+            s.attach_policy(EntityKind::Role, rid, arn, None, 10, 1)
+                .await
+                .unwrap()
+        );
+        let applicable = s.role_policies(rid).await.unwrap();
+        assert_eq!(applicable.len(), 2, "{backend}");
+        assert_eq!(
+            applicable[0].source,
+            Source::RoleInline { name: "p".into() }
+        );
+        assert!(matches!(
+            s.delete_role(rid).await,
+            Err(StoreError::Conflict("policies"))
+        ));
+        s.delete_inline_policy(EntityKind::Role, rid, "p")
+            .await
+            .unwrap();
+        assert!(matches!(
+            s.delete_role(rid).await,
+            Err(StoreError::Conflict("attached"))
+        ));
+        assert_eq!(
+            s.policy_entities(arn).await.unwrap(),
+            vec![(EntityKind::Role, rid.to_owned())]
+        );
+        s.detach_policy(EntityKind::Role, rid, arn).await.unwrap();
+
+        // Per-role revocation.
+        assert_eq!(s.sessions_not_before(rid).await.unwrap(), Some(0));
+        s.revoke_sessions(rid, 1_800_000_000).await.unwrap();
+        assert_eq!(
+            s.sessions_not_before(rid).await.unwrap(),
+            Some(1_800_000_000)
+        );
+        s.delete_role(rid).await.unwrap();
+        assert_eq!(s.sessions_not_before(rid).await.unwrap(), None, "{backend}");
+        assert!(matches!(
+            s.delete_role(rid).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}
