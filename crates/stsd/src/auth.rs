@@ -35,6 +35,11 @@ pub struct Identity {
     pub user_name: Option<String>,
 }
 
+/// The ARN of a role session: `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION` (the role's path is dropped).
+pub fn assumed_role_arn(account: &str, role_name: &str, session_name: &str) -> String {
+    format!("arn:aws:sts::{account}:assumed-role/{role_name}/{session_name}")
+}
+
 /// The ARN of an IAM user: the path is included when it is not `/`.
 pub fn user_arn(account: &str, path: &str, name: &str) -> String {
     format!("arn:aws:iam::{account}:user{path}{name}")
@@ -68,8 +73,34 @@ impl Caller {
                     user_id: user_id.clone(),
                     user_name: Some(name.clone()),
                 },
+                Principal::Role {
+                    role_id,
+                    name,
+                    session_name,
+                    ..
+                } => Identity {
+                    arn: assumed_role_arn(account, name, session_name),
+                    user_id: format!("{role_id}:{session_name}"),
+                    user_name: None,
+                },
             },
         }
+    }
+
+    /// The claims of session credentials.
+    pub fn claims(&self) -> Option<&SessionClaims> {
+        match self {
+            Caller::LongTerm(_) => None,
+            Caller::Session(c) => Some(c),
+        }
+    }
+
+    /// True for role sessions (AssumeRole credentials).
+    pub fn is_role_session(&self) -> bool {
+        matches!(
+            self,
+            Caller::Session(c) if matches!(c.principal, Principal::Role { .. })
+        )
     }
 
     /// True for session credentials.
@@ -82,6 +113,16 @@ impl Caller {
         match self {
             Caller::LongTerm(k) => &k.access_key_id,
             Caller::Session(c) => &c.access_key_id,
+        }
+    }
+
+    /// The key whose request budget this request spends (`--rate-limit-per-key`): the key itself for a
+    /// long-term key; for a session, the long-term key that created it, so that minting sessions does not
+    /// multiply a key's budget.
+    pub fn rate_limit_key(&self) -> &str {
+        match self {
+            Caller::LongTerm(k) => &k.access_key_id,
+            Caller::Session(c) => &c.source_access_key_id,
         }
     }
 
@@ -103,6 +144,38 @@ pub async fn authenticate(
     req: &sigv4::Request<'_>,
     api: Api,
 ) -> Result<Authenticated, ApiError> {
+    authenticate_scoped(
+        state,
+        req,
+        api.signing_service(),
+        state.regions.as_deref(),
+        Payload::Body,
+    )
+    .await
+}
+
+/// Where the payload hash of the canonical request comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    /// Computed from the body (the STS/IAM endpoint).
+    Body,
+    /// Given: the request verifies when it does with any of these values (the authorizer, which sees no
+    /// body and takes the signed `x-amz-content-sha256` value, or the empty body's hash).
+    Declared(&'a [&'a str]),
+}
+
+/// [`authenticate`] for a given credential-scope service and region set, and payload hash: the same
+/// checks, errors, caches and principal resolution as the STS endpoint (the authorizer's entry point).
+///
+/// # Errors
+/// The AWS error for the first failed check.
+pub async fn authenticate_scoped(
+    state: &AppState,
+    req: &sigv4::Request<'_>,
+    service: &str,
+    regions: Option<&[String]>,
+    payload: Payload<'_>,
+) -> Result<Authenticated, ApiError> {
     let fail = |reason: AuthFailure, e: ApiError| {
         state.metrics.auth_failure(reason);
         e
@@ -111,9 +184,9 @@ pub async fn authenticate(
     let now = state.clock.now();
     auth.check_time(now)
         .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
-    auth.check_scope(api.signing_service(), state.regions.as_deref())
+    auth.check_scope(service, regions)
         .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
-    let caller = resolve(state, req, &auth, now, &fail).await?;
+    let caller = resolve(state, req, &auth, now, payload, &fail).await?;
     Ok(Authenticated {
         caller,
         region: auth.region,
@@ -134,11 +207,30 @@ async fn resolve(
     req: &sigv4::Request<'_>,
     auth: &sigv4::Auth,
     now: i64,
+    payload: Payload<'_>,
     fail: &impl Fn(AuthFailure, ApiError) -> ApiError,
 ) -> Result<Caller, ApiError> {
     let verify = |secret: &[u8]| {
-        sigv4::verify_cached(req, auth, secret, &state.signing_keys)
-            .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))
+        let verdict = match payload {
+            Payload::Body => sigv4::verify_cached(req, auth, secret, &state.signing_keys),
+            Payload::Declared(hashes) => {
+                let mut verdict = Err(sigv4::SigError::SignatureDoesNotMatch);
+                for h in hashes {
+                    verdict = sigv4::verify_cached_with_payload_hash(
+                        req,
+                        auth,
+                        secret,
+                        &state.signing_keys,
+                        h,
+                    );
+                    if verdict.is_ok() {
+                        break;
+                    }
+                }
+                verdict
+            }
+        };
+        verdict.map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))
     };
     if auth.access_key_id.starts_with(ids::SESSION_PREFIX) {
         // A temporary key without its token is an unknown key.
@@ -167,8 +259,15 @@ async fn resolve(
         let principal = match &claims.principal {
             Principal::Root => stsd_store::iam::ROOT_OWNER,
             Principal::User { user_id, .. } => user_id.as_str(),
+            Principal::Role { role_id, .. } => role_id.as_str(),
         };
-        match state.sessions_not_before(principal).await {
+        // Unknown because the store cannot be read (and nothing is cached): refuse with 503 rather than
+        // accept a session that may have been revoked.
+        let not_before = state.sessions_not_before(principal).await.map_err(|e| {
+            tracing::warn!(error = %e, "revocation state unavailable and not cached: session refused");
+            ApiError::service_unavailable()
+        })?;
+        match not_before {
             Some(nb) if claims.issued_at >= nb => {}
             _ => {
                 return Err(fail(

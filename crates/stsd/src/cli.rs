@@ -122,9 +122,37 @@ pub struct ServeArgs {
     /// Maximum concurrent client connections (more wait in the accept queue).
     #[arg(long, env = "STSD_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
+    /// Maximum concurrent connections from one client address (more are closed at once; 0: no limit).
+    #[arg(long, env = "STSD_MAX_CONNECTIONS_PER_IP", default_value_t = 256)]
+    pub max_connections_per_ip: usize,
     /// Threads that serve requests (default: one per CPU core).
     #[arg(long, env = "STSD_WORKERS", value_parser = clap::value_parser!(u16).range(1..=i64::from(MAX_WORKERS)))]
     pub workers: Option<u16>,
+    /// Managed policy ARN attached to every new IAM user (repeatable; default: none, as in AWS).
+    #[arg(
+        long = "default-user-policy",
+        env = "STSD_DEFAULT_USER_POLICIES",
+        value_delimiter = ','
+    )]
+    pub default_user_policies: Vec<String>,
+    /// Let users without an MFA session change their own MFA devices and create or reactivate their
+    /// own access keys even when they have an enabled MFA device (AWS's behaviour; stsd is stricter
+    /// by default).
+    #[arg(long, env = "STSD_ALLOW_CREDENTIAL_CHANGES_WITHOUT_MFA")]
+    pub allow_credential_changes_without_mfa: bool,
+    /// Networks whose X-Forwarded-For / X-Forwarded-Proto are believed (repeatable, CIDR).
+    #[arg(
+        long = "trusted-proxy",
+        env = "STSD_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<String>,
+    /// Also serve the authorizer (`/_stsd/authorize`) on this address (same server, its own listener).
+    #[arg(long, env = "STSD_AUTHZ_LISTEN")]
+    pub authz_listen: Option<SocketAddr>,
+    /// The `[[authz.api]]` tables of the configuration file.
+    #[arg(skip)]
+    pub authz_apis: Vec<crate::authorizer::config::ApiTable>,
     /// Shift the server's clock by this many seconds (testing time-dependent behaviour only).
     #[arg(
         long,
@@ -134,6 +162,36 @@ pub struct ServeArgs {
         allow_hyphen_values = true
     )]
     pub clock_offset_seconds: i64,
+}
+
+/// Authorization settings, checked against the store: every default policy must exist.
+async fn authz_settings(
+    state: &AppState,
+    args: &ServeArgs,
+) -> anyhow::Result<crate::authz::Settings> {
+    for arn in &args.default_user_policies {
+        let exists = crate::authz::builtin::by_arn(arn).is_some()
+            || state.store.policy_by_arn(arn).await?.is_some();
+        anyhow::ensure!(
+            exists,
+            "default_user_policies: policy {arn} does not exist (create it first, or use a built-in such as {})",
+            stsd_store::migrations::SELF_SERVICE_ARN
+        );
+    }
+    let trusted_proxies = args
+        .trusted_proxies
+        .iter()
+        .map(|c| crate::authz::context::Cidr::parse(c))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
+    let apis =
+        crate::authorizer::config::validate(args.authz_apis.clone()).map_err(anyhow::Error::msg)?;
+    Ok(crate::authz::Settings {
+        default_user_policies: args.default_user_policies.clone(),
+        strict_credential_changes: !args.allow_credential_changes_without_mfa,
+        trusted_proxies,
+        apis,
+    })
 }
 
 fn root_from_env() -> anyhow::Result<Option<RootFromEnv>> {
@@ -178,6 +236,55 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutdown signal received");
         })
+    }
+}
+
+/// File descriptors kept free of client connections (database, audit log, TLS files, listener).
+pub const RESERVED_FDS: u64 = 64;
+
+/// Raises the soft open-file limit to the hard limit; returns the soft limit now in force (`None`:
+/// unknown or unlimited).
+fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Resource, getrlimit, setrlimit};
+        let mut lim = getrlimit(Resource::Nofile);
+        if let (Some(cur), Some(max)) = (lim.current, lim.maximum)
+            && cur < max
+        {
+            let raised = rustix::process::Rlimit {
+                current: Some(max),
+                maximum: Some(max),
+            };
+            match setrlimit(Resource::Nofile, raised) {
+                Ok(()) => {
+                    tracing::debug!(from = cur, to = max, "raised the open-file limit");
+                    lim.current = Some(max);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, limit = cur, "could not raise the open-file limit")
+                }
+            }
+        }
+        lim.current
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// The connection cap that fits under an open-file limit of `soft` (keeping [`RESERVED_FDS`] free), and
+/// whether `requested` had to be lowered.
+pub fn connection_cap(requested: usize, soft: Option<u64>) -> (usize, bool) {
+    let Some(soft) = soft else {
+        return (requested.max(1), false);
+    };
+    let fits = usize::try_from(soft.saturating_sub(RESERVED_FDS).max(1)).unwrap_or(usize::MAX);
+    if requested > fits {
+        (fits, true)
+    } else {
+        (requested.max(1), false)
     }
 }
 
@@ -245,11 +352,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         per_second,
         burst: args.rate_limit_burst.unwrap_or(per_second).max(1.0),
     };
+    state.authz = crate::authz::Authz::new(authz_settings(&state, &args).await?);
     state.ip_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_ip));
     state.key_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_key));
     let mut audit_writer = None;
     if let Some(sink) = &args.audit_log {
-        let (log, writer) = crate::audit::start(crate::audit::Sink::parse(sink)).await?;
+        let (log, writer) = crate::audit::start(
+            crate::audit::Sink::parse(sink),
+            state.metrics.audit_dropped_counter(),
+        )
+        .await?;
         state.audit = Some(log);
         audit_writer = Some(writer);
     }
@@ -297,20 +409,58 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
     let addr = listener.local_addr()?;
+    // The authorizer's own listener: the same server code (and TLS) on another address.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let authz_listener = match args.authz_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("listening on {a} (authz_listen)"))?;
+            println!("stsd authorizer listening on {}", l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
     println!(
         "stsd listening on {addr} (account {}){}",
         state.account,
         if tls.is_some() { " with TLS" } else { "" }
     );
     tracing::info!(%addr, account = %state.account, "ready");
-    crate::http::serve(
-        listener,
-        Arc::clone(&state),
-        args.max_connections,
-        tls.clone(),
-        shutdown,
-    )
-    .await;
+    let soft = raise_open_file_limit();
+    let (max, lowered) = connection_cap(args.max_connections, soft);
+    if lowered {
+        tracing::warn!(
+            requested = args.max_connections,
+            using = max,
+            open_file_limit = soft.unwrap_or_default(),
+            "max_connections is above what the open-file limit allows: lowered (raise the hard limit, e.g. LimitNOFILE= in systemd, to allow more)"
+        );
+    }
+    let limits = crate::http::ConnectionLimits {
+        max,
+        per_ip: args.max_connections_per_ip,
+    };
+    let authz_server = authz_listener.map(|l| {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(crate::http::serve(
+            l,
+            Arc::clone(&state),
+            limits,
+            tls.clone(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ))
+    });
+    crate::http::serve(listener, Arc::clone(&state), limits, tls.clone(), shutdown).await;
+    if let Some(s) = authz_server {
+        let _ = s.await;
+    }
     if let Some(w) = audit_writer {
         w.finish().await;
     }
@@ -325,4 +475,27 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     state.store.close().await;
     tracing::info!("database closed; bye");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_fits_under_the_open_file_limit() {
+        assert_eq!(connection_cap(4096, Some(1024)), (960, true));
+        assert_eq!(connection_cap(4096, Some(1_048_576)), (4096, false));
+        assert_eq!(connection_cap(4096, None), (4096, false));
+        assert_eq!(connection_cap(100, Some(10)), (1, true));
+        assert_eq!(connection_cap(0, Some(1024)), (1, false));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_soft_open_file_limit_is_raised_to_the_hard_limit() {
+        let soft = raise_open_file_limit();
+        let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+        assert_eq!(soft, lim.current);
+        assert_eq!(lim.current, lim.maximum);
+    }
 }

@@ -25,10 +25,28 @@ pub struct FileConfig {
     audit_log: Option<String>,
     log_format: Option<String>,
     max_connections: Option<usize>,
+    max_connections_per_ip: Option<usize>,
     workers: Option<u16>,
     mfa: Option<MfaSection>,
     rate_limit: Option<RateSection>,
     tls: Option<TlsSection>,
+    policies: Option<PoliciesSection>,
+    authz: Option<AuthzSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoliciesSection {
+    default_user_policies: Option<Vec<String>>,
+    strict_credential_changes: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthzSection {
+    trusted_proxies: Option<Vec<String>>,
+    listen: Option<SocketAddr>,
+    api: Option<Vec<crate::authorizer::config::ApiTable>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -117,6 +135,11 @@ pub fn apply(
         args.max_connections,
         file.max_connections
     );
+    set!(
+        "max_connections_per_ip",
+        args.max_connections_per_ip,
+        file.max_connections_per_ip
+    );
     if let Some(w) = file.workers {
         anyhow::ensure!(
             (1..=crate::cli::MAX_WORKERS).contains(&w),
@@ -146,6 +169,27 @@ pub fn apply(
     let tls = file.tls.unwrap_or_default();
     set!("tls_cert", args.tls_cert, tls.cert.map(|p| Some(rel(p))));
     set!("tls_key", args.tls_key, tls.key.map(|p| Some(rel(p))));
+    let policies = file.policies.unwrap_or_default();
+    set!(
+        "default_user_policies",
+        args.default_user_policies,
+        policies.default_user_policies
+    );
+    set!(
+        "allow_credential_changes_without_mfa",
+        args.allow_credential_changes_without_mfa,
+        policies.strict_credential_changes.map(|s| !s)
+    );
+    let authz = file.authz.unwrap_or_default();
+    set!(
+        "trusted_proxies",
+        args.trusted_proxies,
+        authz.trusted_proxies
+    );
+    set!("authz_listen", args.authz_listen, authz.listen.map(Some));
+    if let Some(apis) = authz.api {
+        args.authz_apis = apis;
+    }
     if args.log_format != "human" && args.log_format != "json" {
         anyhow::bail!(
             "log_format must be \"human\" or \"json\", not {:?}",
@@ -168,6 +212,33 @@ pub fn load_into(args: &mut ServeArgs, m: &ArgMatches) -> anyhow::Result<()> {
     let file = parse(&text).with_context(|| format!("config file {}", path.display()))?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     apply(args, m, file, &base)
+}
+
+/// The harness of the cargo-fuzz target `config` (`fuzz/fuzz_targets/config.rs`), replayed on stable by
+/// this module's tests: a file's text through [`parse`] and [`apply`] onto the default `stsd serve`
+/// settings. Must never panic. (`database_url_file` is ignored: fuzz input must not read files.)
+#[doc(hidden)]
+pub fn fuzz_one(data: &[u8]) {
+    use clap::{CommandFactory, FromArgMatches};
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(mut file) = parse(text) else {
+        return;
+    };
+    file.database_url_file = None;
+    let Ok(m) = crate::cli::Cli::command().try_get_matches_from(["stsd", "serve"]) else {
+        return;
+    };
+    let Ok(cli) = crate::cli::Cli::from_arg_matches(&m) else {
+        return;
+    };
+    let (crate::cli::Command::Serve(mut args), Some(sub)) =
+        (cli.command, m.subcommand_matches("serve"))
+    else {
+        return;
+    };
+    let _ = apply(&mut args, sub, file, Path::new(""));
 }
 
 #[cfg(test)]
@@ -209,6 +280,7 @@ mod tests {
             "audit_log",
             "log_format",
             "max_connections",
+            "max_connections_per_ip",
             "workers",
             "window_steps",
             "max_failures",
@@ -220,12 +292,51 @@ mod tests {
             "burst",
             "cert",
             "key",
+            "trusted_proxies",
+            "id",
+            "stage",
+            "hosts",
+            "path_prefix",
+            "service",
+            "unsigned_payload",
+            "action_prefix",
         ] {
             assert!(
                 text.contains(&format!("{key} =")),
                 "stsd.example.toml does not mention {key}"
             );
         }
+    }
+
+    #[test]
+    fn fuzz_corpus_replays_without_panic() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/config");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let data = std::fs::read(e.unwrap().path()).unwrap();
+            n += 1;
+            fuzz_one(&data);
+            for cut in (0..data.len()).step_by(3) {
+                fuzz_one(&data[..cut]);
+            }
+        }
+        assert!(n >= 3, "seed corpus missing");
+    }
+
+    #[test]
+    fn authorizer_apis_and_listener_come_from_the_authz_section() {
+        let file = parse(
+            "[authz]\nlisten = \"127.0.0.1:9\"\n[[authz.api]]\nid = \"a\"\nstage = \"s\"\nhosts = [\"h\"]\n",
+        )
+        .unwrap();
+        let (mut args, m) = serve(&["stsd", "serve"]);
+        apply(&mut args, &m, file, Path::new("")).unwrap();
+        assert_eq!(args.authz_apis.len(), 1);
+        assert_eq!(args.authz_listen, Some("127.0.0.1:9".parse().unwrap()));
+        let e = parse("[[authz.api]]\nid = \"a\"\nstages = \"s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("stages"), "{e}");
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub fn from_token(e: &TokenError) -> ApiError {
 
 /// Store failures: unavailable databases answer 503, anything else 500. The cause is logged, never sent.
 pub fn from_store(e: &StoreError) -> ApiError {
+    if matches!(e, StoreError::LimitExceeded) {
+        // Callers map their limits to AWS's exact quota message; this is the fallback (e.g. a root key
+        // creation that lost a race for the last of the two slots).
+        return ApiError::limit_exceeded("Cannot exceed quota for AccessKeysPerUser: 2");
+    }
     if e.is_unavailable() {
         tracing::warn!(error = %e, "store unavailable");
         ApiError::service_unavailable()

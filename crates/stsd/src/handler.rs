@@ -26,6 +26,8 @@ pub struct Incoming<'a> {
     pub body: &'a [u8],
     /// The client's address.
     pub peer: std::net::IpAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
 }
 
 /// What to send back.
@@ -38,6 +40,8 @@ pub struct Outcome {
     pub error_code: Option<String>,
     /// The action name, when known.
     pub action: Option<String>,
+    /// The body is JSON (`Accept: application/json` on the STS API), not XML.
+    pub json: bool,
 }
 
 /// A random UUID v4 in its lowercase hyphenated form.
@@ -112,7 +116,7 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>, request_id: &str) -> O
             .await
     };
     if let Some(audit) = &state.audit {
-        audit.record(&audit_record(
+        audit.record(audit_record(
             state,
             req,
             &params,
@@ -122,12 +126,13 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>, request_id: &str) -> O
             result.as_ref().err(),
         ));
     }
-    match result {
+    let mut outcome = match result {
         Ok(body) => Outcome {
             status: 200,
             body,
             error_code: None,
             action: action_name,
+            json: false,
         },
         Err(e) => {
             if e.status >= 500 {
@@ -140,9 +145,23 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>, request_id: &str) -> O
                 body: error_body(&e, api.namespace(), request_id),
                 error_code: Some(e.code.to_string()),
                 action: action_name,
+                json: false,
             }
         }
+    };
+    // AWS's JSON rendering of the same document, for verifiers such as aws-iam-authenticator.
+    if api == Api::Sts
+        && req
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(stsd_proto::json::wants_json)
+        && let Some(json) = stsd_proto::json::from_xml(&outcome.body)
+    {
+        outcome.body = json;
+        outcome.json = true;
     }
+    outcome
 }
 
 async fn run(
@@ -168,6 +187,10 @@ async fn run(
         state.metrics.throttled();
         return Err(ApiError::throttling());
     }
+    // Before authentication: a repeated name makes a signed request ambiguous.
+    if let Some(name) = params.first_duplicate() {
+        return Err(ApiError::duplicate_parameter(name));
+    }
     let sig_req = sigv4::Request {
         method: req.method,
         path: req.path,
@@ -181,7 +204,7 @@ async fn run(
         trace.region = Some(authenticated.region);
         trace.caller = Some(caller.clone());
     }
-    if !state.key_limit.allow(caller.access_key_id()) {
+    if !state.key_limit.allow(caller.rate_limit_key()) {
         state.metrics.throttled();
         return Err(ApiError::throttling());
     }
@@ -194,14 +217,24 @@ async fn run(
     match version {
         STS_VERSION => {
             let action = StsAction::parse(action, params)?;
+            let transport = crate::authz::context::Transport {
+                peer: req.peer,
+                tls: req.tls,
+                headers: req.headers,
+            };
             let Executed { body, response } =
-                sts::execute(state, &caller, action, request_id).await?;
+                sts::execute(state, &caller, &transport, action, request_id).await?;
             trace.response = response;
             Ok(body)
         }
         IAM_VERSION => {
             // Sessions without MFA may not use IAM at all (checked before the action is even parsed).
-            let actor = crate::iam::actor(&caller)?;
+            let transport = crate::authz::context::Transport {
+                peer: req.peer,
+                tls: req.tls,
+                headers: req.headers,
+            };
+            let actor = crate::iam::actor(state, &caller, &transport)?;
             let action = IamAction::parse(action, params)?;
             let started = std::time::Instant::now();
             // Boxed: IAM's store calls make a large future; out of line, the STS path's stays small.
@@ -261,17 +294,24 @@ fn audit_record(
     let user_agent = req
         .headers
         .get(http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| crate::audit::clean(ua, 256));
     let mut record = json!({
         "eventVersion": "1.08",
         "eventTime": stsd_core::timefmt::iso8601(state.clock.now()),
         "eventSource": source,
-        "eventName": params.get("Action"),
+        "eventName": params.get("Action").map(|a| crate::audit::clean(a, 64)),
         "awsRegion": trace.region,
         "sourceIPAddress": req.peer.to_string(),
         "userAgent": user_agent,
         "userIdentity": identity,
-        "requestParameters": crate::audit::request_parameters(params),
+        // Nothing a client sent is recorded for a request that failed authentication: anyone can send
+        // those, and the log must not be theirs to fill.
+        "requestParameters": if trace.caller.is_some() {
+            crate::audit::request_parameters(params, api)
+        } else {
+            Value::Null
+        },
         "responseElements": trace.response,
         "requestID": request_id,
         "eventID": new_request_id(),
@@ -280,14 +320,8 @@ fn audit_record(
     });
     if let Some(e) = error {
         record["errorCode"] = json!(e.code);
-        // Validation messages echo values: keep one-time codes out of the log.
-        let mut message = e.message.clone();
-        for p in ["TokenCode", "AuthenticationCode1", "AuthenticationCode2"] {
-            if let Some(v) = params.get(p).filter(|v| !v.is_empty()) {
-                message = message.replace(v, "***");
-            }
-        }
-        record["errorMessage"] = json!(message);
+        // Validation messages echo values: keep codes and tokens out of the log.
+        record["errorMessage"] = json!(crate::audit::error_message(&e.message, params));
     }
     record
 }

@@ -6,8 +6,11 @@
 //! [`errors`] and is written as AWS's `ErrorResponse`.
 
 pub mod admin;
+pub mod assume;
 pub mod audit;
 pub mod auth;
+pub mod authorizer;
+pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod errors;

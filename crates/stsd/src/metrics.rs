@@ -36,6 +36,18 @@ pub const KNOWN_ACTIONS: &[&str] = &[
     "ListMFADevices",
     "ListVirtualMFADevices",
     "GetMFADevice",
+    // (At most 31 names: the per-action table is an array with a `Default`.)
+    "AssumeRole",
+    "GetScopedCredentials",
+    "CreateRole",
+    "GetRole",
+    "ListRoles",
+    "UpdateRole",
+    "UpdateAssumeRolePolicy",
+    "DeleteRole",
+    "PutRolePolicy",
+    "DeleteRolePolicy",
+    "AttachRolePolicy",
 ];
 
 /// The label of requests whose action is not in [`KNOWN_ACTIONS`].
@@ -174,6 +186,9 @@ pub struct Metrics {
     mfa_failure: AtomicU64,
     mfa_lockout: AtomicU64,
     throttled: AtomicU64,
+    audit_dropped: std::sync::Arc<AtomicU64>,
+    /// The authorizer's decisions.
+    pub authorizer: crate::authorizer::Counters,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -235,6 +250,11 @@ impl Metrics {
     /// Counts a throttled request.
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counter of audit records dropped (queue full), shared with the audit log's sending side.
+    pub fn audit_dropped_counter(&self) -> std::sync::Arc<AtomicU64> {
+        std::sync::Arc::clone(&self.audit_dropped)
     }
 
     /// The text exposition.
@@ -309,6 +329,11 @@ impl Metrics {
                 "Requests refused by rate limits.",
                 &self.throttled,
             ),
+            (
+                "stsd_audit_dropped_total",
+                "Audit records dropped because the writer's queue was full.",
+                &*self.audit_dropped,
+            ),
         ] {
             let _ = writeln!(
                 out,
@@ -316,6 +341,7 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        self.authorizer.render(&mut out);
         out
     }
 }

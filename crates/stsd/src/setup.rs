@@ -61,6 +61,7 @@ pub fn replace_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 
 fn create_dir_private(dir: &Path) -> anyhow::Result<()> {
     if dir.exists() {
+        warn_if_readable_by_others(dir);
         return Ok(());
     }
     std::fs::create_dir_all(dir)
@@ -72,6 +73,43 @@ fn create_dir_private(dir: &Path) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Warns when the data directory (or a file in it) is open to other local users: it holds the database
+/// with every encrypted secret and, by default, the master key that decrypts them.
+#[cfg(unix)]
+fn warn_if_readable_by_others(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
+    };
+    if let Some(m) = mode(dir).filter(|m| m & 0o077 != 0) {
+        tracing::warn!(
+            "the data directory {} is open to other users (mode {m:o}); restrict it: chmod 700 {}",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_file()
+            && let Some(m) = mode(&p).filter(|m| m & 0o077 != 0)
+        {
+            tracing::warn!(
+                "{} is readable by other users (mode {m:o}); restrict it: chmod 600 {}",
+                p.display(),
+                p.display()
+            );
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_readable_by_others(_dir: &Path) {}
 
 fn load_master_key(cfg: &StoreConfig) -> anyhow::Result<SealingKey> {
     if cfg.database_url.is_some() && cfg.master_key_file.is_none() {
@@ -103,13 +141,25 @@ fn load_master_key(cfg: &StoreConfig) -> anyhow::Result<SealingKey> {
             p
         }
     };
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(&path)
+    let raw = zeroize::Zeroizing::new(
+        std::fs::read(&path)
             .with_context(|| format!("reading master key file {}", path.display()))?,
     );
     let bytes =
-        parse_key_file(&text).with_context(|| format!("master key file {}", path.display()))?;
+        master_key_bytes(&raw).with_context(|| format!("master key file {}", path.display()))?;
     Ok(SealingKey::from_bytes(&bytes)?)
+}
+
+/// How to make a valid master key file, for start-up errors.
+const MASTER_KEY_HELP: &str = "it must contain the base64 text of exactly 32 random bytes (one line); make one with `head -c 32 /dev/urandom | base64 > master.key && chmod 600 master.key`";
+
+/// The key bytes of a master key file's contents, with an error that says what the file must hold
+/// (a file of raw bytes, the usual mistake, is not UTF-8 and fails here rather than in a UTF-8 read).
+fn master_key_bytes(raw: &[u8]) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    let Ok(text) = std::str::from_utf8(raw) else {
+        bail!("the file holds raw bytes, not text: {MASTER_KEY_HELP}");
+    };
+    parse_key_file(text).map_err(|e| anyhow::anyhow!("{e}: {MASTER_KEY_HELP}"))
 }
 
 /// Opens the store described by `cfg` (creating the data directory and master key on first start).
@@ -239,4 +289,33 @@ async fn try_root_key(
     }
     replace_private(&file, text.as_bytes())?;
     Ok(Some(RootKeyOutcome::Generated(id, secret)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn master_key_file_errors_say_what_the_file_must_hold() {
+        let raw = SealingKey::generate_bytes();
+        // Raw bytes (here made certainly invalid UTF-8) instead of base64.
+        let mut bytes = raw.to_vec();
+        bytes[0] = 0xff;
+        for bad in [
+            bytes.as_slice(),
+            b"not base64!".as_slice(),
+            b"Zm9v\n".as_slice(),
+        ] {
+            let e = format!("{:#}", master_key_bytes(bad).unwrap_err());
+            assert!(e.contains("base64"), "{e}");
+            assert!(e.contains("32"), "{e}");
+            assert!(e.contains("head -c 32 /dev/urandom | base64"), "{e}");
+            assert!(!e.contains("UTF-8"), "{e}");
+        }
+        let good = format_key_file(raw.as_ref());
+        assert_eq!(
+            master_key_bytes(good.as_bytes()).unwrap().as_slice(),
+            raw.as_ref()
+        );
+    }
 }

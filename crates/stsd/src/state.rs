@@ -12,6 +12,16 @@ pub const KEY_CACHE_CAPACITY: usize = 100_000;
 /// changes made elsewhere (another node, `stsd admin` on the data directory) within this bound.
 pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The largest number of unknown access key ids remembered (see [`AppState::access_key`]).
+pub const UNKNOWN_KEY_CACHE_CAPACITY: usize = 10_000;
+/// How long an access key id is remembered as unknown, so that anonymous traffic with made-up key ids
+/// reaches the database at most once per id and period. New ids are random, so a remembered miss for a
+/// key created afterwards is practically impossible; if it happens, the key works within this bound, as
+/// changes made elsewhere do ([`KEY_CACHE_TTL`]). [`AppState::forget_key`] drops an entry at once.
+/// Ids that no stored key can have (not 16 to 128 letters and digits) never reach the database at all,
+/// so an entry is at most 128 bytes.
+pub const UNKNOWN_KEY_CACHE_TTL: std::time::Duration = KEY_CACHE_TTL;
+
 /// Where the time comes from. Tests of time-dependent behaviour run the server with an offset.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Clock {
@@ -86,9 +96,14 @@ pub struct AppState {
     pub audit: Option<crate::audit::AuditLog>,
     /// Derived SigV4 signing keys (per secret and scope), so a key's daily derivation runs once.
     pub signing_keys: stsd_sigv4::KeyCache,
+    /// Authorization settings and the policy cache.
+    pub authz: crate::authz::Authz,
+    /// Failed MFA codes this node could not record in the store (see `sts::verify_mfa`).
+    pub mfa_unrecorded: crate::sts::UnrecordedFailures,
     last_used: Mutex<HashMap<String, LastUse>>,
     not_before: RwLock<HashMap<String, (std::time::Instant, Option<i64>)>>,
     key_cache: RwLock<HashMap<String, (std::time::Instant, Arc<AccessKey>)>>,
+    unknown_keys: RwLock<HashMap<String, std::time::Instant>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -122,9 +137,12 @@ impl AppState {
             key_limit: crate::limits::Limiter::new(crate::limits::Rate::default()),
             audit: None,
             signing_keys: stsd_sigv4::KeyCache::default(),
+            authz: crate::authz::Authz::default(),
+            mfa_unrecorded: crate::sts::UnrecordedFailures::default(),
             last_used: Mutex::new(HashMap::new()),
             not_before: RwLock::new(HashMap::new()),
             key_cache: RwLock::new(HashMap::new()),
+            unknown_keys: RwLock::new(HashMap::new()),
         }
     }
 
@@ -150,10 +168,32 @@ impl AppState {
         {
             return Ok(Some(Arc::clone(k)));
         }
+        // Stored ids are generated (20 characters) or given at first start (16 to 128 letters and
+        // digits, checked in `setup`): anything else cannot exist.
+        if !(16..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Ok(None);
+        }
+        if let Ok(unknown) = self.unknown_keys.read()
+            && unknown
+                .get(id)
+                .is_some_and(|at| at.elapsed() < UNKNOWN_KEY_CACHE_TTL)
+        {
+            return Ok(None);
+        }
         let started = std::time::Instant::now();
         let looked_up = self.store.access_key(id).await;
         self.metrics.store("access_key", started.elapsed());
         let Some(key) = looked_up? else {
+            if let Ok(mut unknown) = self.unknown_keys.write() {
+                if unknown.len() >= UNKNOWN_KEY_CACHE_CAPACITY {
+                    // Drop what has expired; if every entry is fresh (a flood), start over.
+                    unknown.retain(|_, at| at.elapsed() < UNKNOWN_KEY_CACHE_TTL);
+                    if unknown.len() >= UNKNOWN_KEY_CACHE_CAPACITY {
+                        unknown.clear();
+                    }
+                }
+                unknown.insert(id.to_owned(), std::time::Instant::now());
+            }
             return Ok(None);
         };
         let key = Arc::new(key);
@@ -171,6 +211,9 @@ impl AppState {
     pub fn forget_key(&self, id: &str) {
         if let Ok(mut cache) = self.key_cache.write() {
             cache.remove(id);
+        }
+        if let Ok(mut unknown) = self.unknown_keys.write() {
+            unknown.remove(id);
         }
     }
 
@@ -215,9 +258,16 @@ impl AppState {
 
     /// The time before which sessions of `principal` (`root` or a user id) are revoked; `None` when the
     /// principal no longer exists. Read from the store at most every [`REVOCATION_CACHE_TTL`]; when the
-    /// store is unreachable, the last known value is used (or no revocation, if none is known), so that
-    /// session-authenticated requests keep working while the database is down.
-    pub async fn sessions_not_before(&self, principal: &str) -> Option<i64> {
+    /// store is unreachable, the last known value is used, so that session-authenticated requests keep
+    /// working while the database is down.
+    ///
+    /// # Errors
+    /// The store's error when it cannot be read and no value is known: the caller must refuse the
+    /// session (fail closed), not assume it was never revoked.
+    pub async fn sessions_not_before(
+        &self,
+        principal: &str,
+    ) -> Result<Option<i64>, stsd_store::StoreError> {
         let cached = self
             .not_before
             .read()
@@ -226,7 +276,7 @@ impl AppState {
         if let Some((at, v)) = cached
             && at.elapsed() < REVOCATION_CACHE_TTL
         {
-            return v;
+            return Ok(v);
         }
         let started = std::time::Instant::now();
         let looked_up = self.store.sessions_not_before(principal).await;
@@ -239,16 +289,18 @@ impl AppState {
                     }
                     m.insert(principal.to_owned(), (std::time::Instant::now(), v));
                 }
-                v
+                Ok(v)
             }
             Err(e) => {
+                let Some((_, v)) = cached else {
+                    return Err(e);
+                };
                 tracing::warn!(error = %e, "revocation state unavailable; using the last known value");
-                let v = cached.map_or(Some(0), |(_, v)| v);
                 // Keep using it for another cache period rather than waiting on the database per request.
                 if let Ok(mut m) = self.not_before.write() {
                     m.insert(principal.to_owned(), (std::time::Instant::now(), v));
                 }
-                v
+                Ok(v)
             }
         }
     }
@@ -272,6 +324,9 @@ impl AppState {
     pub fn forget_all_keys(&self) {
         if let Ok(mut cache) = self.key_cache.write() {
             cache.clear();
+        }
+        if let Ok(mut unknown) = self.unknown_keys.write() {
+            unknown.clear();
         }
     }
 }

@@ -9,6 +9,7 @@ use stsd_core::token::{Principal, SessionClaims};
 use stsd_core::totp;
 use stsd_proto::ApiError;
 use stsd_proto::error::{MFA_INVALID_CODE, MFA_UNABLE_TO_VALIDATE};
+
 use stsd_proto::sts::{self as wire, GetSessionTokenInput, StsAction};
 use stsd_store::Owner;
 use stsd_store::iam::ROOT_OWNER;
@@ -43,6 +44,7 @@ impl From<String> for Executed {
 pub async fn execute(
     state: &AppState,
     caller: &Caller,
+    transport: &crate::authz::context::Transport<'_>,
     action: StsAction,
     request_id: &str,
 ) -> Result<Executed, ApiError> {
@@ -69,6 +71,15 @@ pub async fn execute(
         }
         StsAction::GetSessionToken(input) => {
             get_session_token(state, caller, &input, request_id).await
+        }
+        StsAction::AssumeRole(input) => {
+            Box::pin(crate::assume::assume_role(
+                state, caller, transport, &input, request_id,
+            ))
+            .await
+        }
+        StsAction::GetScopedCredentials(input) => {
+            crate::assume::get_scoped_credentials(state, caller, &input, request_id)
         }
     }
 }
@@ -98,10 +109,14 @@ async fn get_session_token(
         // Boxed: its store calls make a large future, and keeping it out of line keeps every
         // GetSessionToken's future (moved at each await) small.
         (Some(serial), Some(code)) => {
-            Some(Box::pin(verify_mfa(state, &key.owner, serial, code, now)).await?)
+            let owner_id = match &key.owner {
+                Owner::Root => ROOT_OWNER,
+                Owner::User(u) => u.user_id.as_str(),
+            };
+            Some(Box::pin(verify_mfa(state, owner_id, serial, code, now)).await?)
         }
-        // Only one of the two: the code cannot be validated.
-        _ => return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE)),
+        // Only one of the two (reference roles-and-sessions §3, [R]).
+        _ => return Err(ApiError::access_denied(MFA_BOTH_REQUIRED)),
     };
     let (principal, duration) = match &key.owner {
         Owner::Root => (
@@ -129,6 +144,7 @@ async fn get_session_token(
         issued_at: now,
         expires_at: now + duration,
         mfa,
+        ext: stsd_core::token::SessionExt::default(),
     };
     let min = usize::try_from(input.minimum_session_token_size.unwrap_or(0)).unwrap_or(0);
     let token = state.key_ring().seal(&claims, min).map_err(|e| {
@@ -155,30 +171,125 @@ async fn get_session_token(
     Ok(Executed { body, response })
 }
 
+/// Only one of `SerialNumber` and `TokenCode` given [R].
+pub const MFA_BOTH_REQUIRED: &str =
+    "MultiFactorAuthentication failed, must provide both MFA serial number and one time pass code.";
+
 /// The message for GetSessionToken without MFA where MFA is required (stsd's own rule, not AWS's).
 pub const MFA_REQUIRED: &str = "MultiFactorAuthentication required: this principal must call GetSessionToken with SerialNumber and TokenCode";
+
+/// The largest number of devices with unrecorded failures remembered (each entry is a few dozen bytes).
+const UNRECORDED_CAPACITY: usize = 100_000;
+/// Attempts to record a failed code before the request gives up (the failure is then kept in memory).
+const RECORD_ATTEMPTS: u32 = 3;
+
+/// Failed MFA codes that could not be written to the store, by serial number: (time of the first one,
+/// how many). A device with unrecorded failures is treated as locked on this node (every code refused,
+/// even a correct one) until they are written: otherwise a store that refuses writes would let codes be
+/// guessed without the lock-out ever advancing. Every later request for the device retries the write.
+#[derive(Debug, Default)]
+pub struct UnrecordedFailures {
+    inner: std::sync::Mutex<std::collections::HashMap<String, (i64, i64)>>,
+}
+
+impl UnrecordedFailures {
+    fn get(&self, serial: &str) -> Option<(i64, i64)> {
+        self.inner.lock().ok().and_then(|m| m.get(serial).copied())
+    }
+
+    fn add(&self, serial: &str, at: i64, max: i64) {
+        if let Ok(mut m) = self.inner.lock() {
+            if m.len() >= UNRECORDED_CAPACITY && !m.contains_key(serial) {
+                // Bounded: the oldest entries matter least (a lock-out they caused would be over).
+                if let Some(oldest) = m
+                    .iter()
+                    .min_by_key(|(_, (t, _))| *t)
+                    .map(|(k, _)| k.clone())
+                {
+                    m.remove(&oldest);
+                }
+            }
+            let e = m.entry(serial.to_owned()).or_insert((at, 0));
+            e.1 = (e.1 + 1).min(max.max(1));
+        }
+    }
+
+    fn remove(&self, serial: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.remove(serial);
+        }
+    }
+}
+
+/// Records `count` failed codes for a device (retrying a few times); true when the device got locked.
+pub(crate) async fn record_failures(
+    state: &AppState,
+    serial: &str,
+    at: i64,
+    count: i64,
+) -> Result<bool, stsd_store::StoreError> {
+    let policy = state.mfa;
+    let mut locked = false;
+    for _ in 0..count {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match state
+                .store
+                .mfa_record_failure(
+                    serial,
+                    at,
+                    policy.max_failures,
+                    policy.failure_window,
+                    policy.lockout,
+                )
+                .await
+            {
+                Ok(l) => {
+                    locked |= l;
+                    break;
+                }
+                Err(e) if attempt >= RECORD_ATTEMPTS => return Err(e),
+                Err(_) => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        }
+    }
+    Ok(locked)
+}
 
 /// Checks an MFA code for GetSessionToken: the device must be enabled for the caller, not locked, and
 /// the code must match a step inside the window that is later than every step accepted before. The
 /// step is consumed with one conditional UPDATE, so concurrent requests (on any node) with the same code
 /// succeed at most once. Failures are counted and lock the device.
-async fn verify_mfa(
+pub(crate) async fn verify_mfa(
     state: &AppState,
-    owner: &Owner,
+    owner_id: &str,
     serial: &str,
     code: &str,
     now: i64,
 ) -> Result<MfaContext, ApiError> {
     let store_err = |e: stsd_store::StoreError| crate::errors::from_store(&e);
-    let owner_id = match owner {
-        Owner::Root => ROOT_OWNER,
-        Owner::User(u) => u.user_id.as_str(),
-    };
     let device = state.store.mfa_device(serial).await.map_err(store_err)?;
     let Some(device) = device.filter(|d| d.owner.as_deref() == Some(owner_id)) else {
         return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE));
     };
     let policy = state.mfa;
+    // Failures this node could not record before: write them first; until they are written, the device
+    // counts as locked here (fail closed).
+    if let Some((at, count)) = state.mfa_unrecorded.get(serial) {
+        match record_failures(state, serial, at, count).await {
+            Ok(_) => state.mfa_unrecorded.remove(serial),
+            Err(e) => {
+                state.metrics.mfa_failure(false);
+                tracing::warn!(serial = %serial, error = %e, "MFA code refused: earlier failed codes are not recorded yet");
+                return Err(ApiError::access_denied(MFA_INVALID_CODE));
+            }
+        }
+        // The recorded failures may have locked it: read it again.
+        return Box::pin(verify_mfa(state, owner_id, serial, code, now)).await;
+    }
     if device.locked_until.is_some_and(|t| t > now) {
         state.metrics.mfa_failure(false);
         tracing::warn!(serial = %serial, "MFA code refused: device locked after repeated failures");
@@ -199,17 +310,16 @@ async fn verify_mfa(
         None => false,
     };
     if !accepted {
-        let locked = state
-            .store
-            .mfa_record_failure(
-                serial,
-                now,
-                policy.max_failures,
-                policy.failure_window,
-                policy.lockout,
-            )
-            .await
-            .map_err(store_err)?;
+        let locked = match record_failures(state, serial, now, 1).await {
+            Ok(locked) => locked,
+            Err(e) => {
+                // The code was wrong but the lock-out could not advance: remember the failure and
+                // refuse every code for this device until it is written.
+                state.mfa_unrecorded.add(serial, now, policy.max_failures);
+                tracing::warn!(serial = %serial, error = %e, "recording a failed MFA code failed; the device is refused until it is recorded");
+                false
+            }
+        };
         state.metrics.mfa_failure(locked);
         if locked {
             tracing::warn!(serial = %serial, lockout_seconds = policy.lockout, "MFA device locked after repeated failed codes");

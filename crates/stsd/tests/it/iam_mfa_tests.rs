@@ -41,6 +41,8 @@ fn iam_error<E: aws_sdk_iam::error::ProvideErrorMetadata + std::fmt::Debug>(
     }
 }
 
+const SELF_SERVICE: &str = "arn:aws:iam::aws:policy/StsdSelfManageCredentials";
+
 #[tokio::test]
 async fn users_keys_and_self_service_with_aws_sdk_iam() {
     let server = Server::start();
@@ -54,6 +56,13 @@ async fn users_keys_and_self_service_with_aws_sdk_iam() {
         .await
         .unwrap()
         .user
+        .unwrap();
+    // New users have no permissions (as in AWS): grant the built-in self-service policy.
+    root.attach_user_policy()
+        .user_name("alice")
+        .policy_arn(SELF_SERVICE)
+        .send()
+        .await
         .unwrap();
     let arn = format!("arn:aws:iam::{}:user/eng/alice", server.account);
     assert_eq!(user.arn(), arn);
@@ -124,7 +133,7 @@ async fn users_keys_and_self_service_with_aws_sdk_iam() {
             403,
             "AccessDenied".into(),
             format!(
-                "User: {arn} is not authorized to perform: iam:ListUsers on resource: arn:aws:iam::{}:user/",
+                "User: {arn} is not authorized to perform: iam:ListUsers on resource: arn:aws:iam::{}:user/ because no identity-based policy allows the iam:ListUsers action",
                 server.account
             )
         )
@@ -169,6 +178,27 @@ async fn users_keys_and_self_service_with_aws_sdk_iam() {
         .send()
         .await
         .unwrap();
+    // Still attached: IAM refuses to delete a user with policies.
+    let conflict = root
+        .delete_user()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        iam_error(&conflict),
+        (
+            409,
+            "DeleteConflict".to_owned(),
+            "Cannot delete entity, must detach all policies first.".to_owned()
+        )
+    );
+    root.detach_user_policy()
+        .user_name("alice")
+        .policy_arn(SELF_SERVICE)
+        .send()
+        .await
+        .unwrap();
     root.delete_user().user_name("alice").send().await.unwrap();
     let gone = root.get_user().user_name("alice").send().await.unwrap_err();
     assert_eq!(
@@ -187,6 +217,12 @@ async fn virtual_mfa_end_to_end_with_the_sdks() {
     let ep = server.endpoint();
     let root = iam(&ep, &server.root);
     root.create_user().user_name("bob").send().await.unwrap();
+    root.attach_user_policy()
+        .user_name("bob")
+        .policy_arn(SELF_SERVICE)
+        .send()
+        .await
+        .unwrap();
     let key = root
         .create_access_key()
         .user_name("bob")

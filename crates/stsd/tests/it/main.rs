@@ -13,8 +13,12 @@ mod sign;
 mod xml;
 
 mod auth_tests;
+mod authorizer_tests;
 mod framing_tests;
+mod hardening_tests;
 mod iam_mfa_tests;
 mod restart_tests;
+mod roles_tests;
 mod sdk_tests;
+mod sts_json_tests;
 mod validation_tests;

@@ -128,11 +128,19 @@ fn sign_in_place(
         .iter()
         .map(|(k, v)| (k.as_str(), v.to_str().unwrap()))
         .collect();
+    let unsigned = req
+        .headers()
+        .get("x-amz-content-sha256")
+        .is_some_and(|v| v == "UNSIGNED-PAYLOAD");
     let signable = SignableRequest::new(
         req.method().as_str(),
         uri,
         headers.into_iter(),
-        SignableBody::Bytes(req.body()),
+        if unsigned {
+            SignableBody::UnsignedPayload
+        } else {
+            SignableBody::Bytes(req.body())
+        },
     )
     .unwrap();
     let (instructions, _signature) = sign(signable, &params).unwrap().into_parts();
@@ -251,4 +259,35 @@ pub fn tamper_token(token: &str) -> String {
     let i = bytes.len() / 2;
     bytes[i] = if bytes[i] == b'A' { b'B' } else { b'A' };
     String::from_utf8(bytes).unwrap()
+}
+
+/// A request to one's own API signed for `service` (header form, or presigned with `presign`), with
+/// `host` as the signed Host and `extra` headers (signed too).
+#[allow(clippy::too_many_arguments)]
+pub fn signed_api_request(
+    addr: SocketAddr,
+    creds: &Creds,
+    method: &str,
+    host: &str,
+    target: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+    cfg: &SignCfg,
+    presign: bool,
+) -> Prepared {
+    let mut b = http::Request::builder()
+        .method(method)
+        .uri(format!("http://{host}{target}"))
+        .header("host", host);
+    for (k, v) in extra {
+        b = b.header(*k, *v);
+    }
+    let mut req = b.body(body.to_vec()).unwrap();
+    let location = if presign {
+        SignatureLocation::QueryParams
+    } else {
+        SignatureLocation::Headers
+    };
+    sign_in_place(&mut req, creds, cfg, location);
+    Prepared::from_request(addr, req)
 }

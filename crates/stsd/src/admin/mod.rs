@@ -4,6 +4,7 @@
 //! The user, key and device commands run the same IAM code as the HTTP API, in-process, as the account
 //! root, so they follow exactly the same rules and produce the same errors.
 
+mod policy;
 use crate::iam::{Actor, Iam};
 use crate::setup::{self, ROOT_CREDENTIALS_FILE};
 use crate::state::{AppState, Clock};
@@ -76,6 +77,15 @@ pub enum AdminCommand {
     /// Session revocation.
     #[command(subcommand)]
     Sessions(SessionsCmd),
+    /// IAM policies: managed, inline, attachments, and the simulator.
+    #[command(subcommand)]
+    Policy(policy::PolicyCmd),
+    /// IAM groups.
+    #[command(subcommand)]
+    Group(policy::GroupCmd),
+    /// IAM roles: trust policies, permissions, sessions (AssumeRole).
+    #[command(subcommand)]
+    Role(policy::RoleCmd),
 }
 
 /// `stsd admin keys ...`
@@ -108,10 +118,13 @@ pub enum MasterKeyCmd {
 pub enum SessionsCmd {
     /// Invalidate every session issued so far to a user (or the root), on every node within seconds.
     Revoke {
-        #[arg(long, required_unless_present = "root")]
+        #[arg(long, required_unless_present_any = ["root", "role"])]
         user: Option<String>,
-        #[arg(long, conflicts_with = "user")]
+        #[arg(long, conflicts_with_all = ["user", "role"])]
         root: bool,
+        /// Every session of a role (AssumeRole credentials).
+        #[arg(long, conflicts_with = "user")]
+        role: Option<String>,
     },
 }
 
@@ -412,6 +425,89 @@ impl Out {
                     outln!("ok");
                 }
             }
+            IamOutput::PolicyVersion { version, .. } => match &version.document {
+                Some(d) => outln!("{d}"),
+                None => outln!(
+                    "{}{}",
+                    version.version_id,
+                    if version.is_default_version {
+                        " (default)"
+                    } else {
+                        ""
+                    }
+                ),
+            },
+            IamOutput::PolicyDocument { document, .. } => outln!("{document}"),
+            IamOutput::Policy { policy, .. } => {
+                outln!(
+                    "{}\t{}\tattachments={}",
+                    policy.arn,
+                    policy.default_version_id,
+                    policy.attachment_count
+                )
+            }
+            IamOutput::Policies { policies, .. } => {
+                for p in policies {
+                    outln!(
+                        "{}\t{}\tattachments={}",
+                        p.arn,
+                        p.default_version_id,
+                        p.attachment_count
+                    );
+                }
+            }
+            IamOutput::PolicyNames { names, .. } => {
+                for n in names {
+                    outln!("inline\t{n}");
+                }
+            }
+            IamOutput::AttachedPolicies { policies, .. } => {
+                for p in policies {
+                    outln!("attached\t{}", p.policy_arn);
+                }
+            }
+            IamOutput::Group { group, .. } => outln!("{}\t{}", group.arn, group.group_id),
+            IamOutput::Role { role, .. } => {
+                outln!(
+                    "{}\t{}\tmax-session={}",
+                    role.arn,
+                    role.role_id,
+                    role.max_session_duration
+                );
+                outln!("{}", role.assume_role_policy_document);
+            }
+            IamOutput::Roles { roles, .. } => {
+                for r in roles {
+                    outln!("role\t{}\t{}", r.role_name, r.arn);
+                }
+            }
+            IamOutput::GroupDetail { group, users, .. } => {
+                outln!("{}\t{}", group.arn, group.group_id);
+                for u in users {
+                    outln!("member\t{}", u.user_name);
+                }
+            }
+            IamOutput::Groups { groups, .. } => {
+                for g in groups {
+                    outln!("group\t{}", g.group_name);
+                }
+            }
+            IamOutput::Simulation { results, .. } => {
+                for r in results {
+                    let by: Vec<String> = r
+                        .matched
+                        .iter()
+                        .map(|m| format!("{} ({})", m.source_policy_id, m.source_policy_type))
+                        .collect();
+                    outln!(
+                        "{}\t{}\t{}\t{}",
+                        r.action_name,
+                        r.resource_name,
+                        r.decision.as_str(),
+                        by.join(", ")
+                    );
+                }
+            }
             other => outln!("{other:?}"),
         }
     }
@@ -464,7 +560,11 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     if let AdminCommand::MasterKey(MasterKeyCmd::Rotate { new_key_file }) = &args.command {
         return rotate_master_key(state, new_key_file).await;
     }
-    let result = run_with(&args, Backend::Local(&state, Iam::new(&state, Actor::Root))).await;
+    let result = run_with(
+        &args,
+        Backend::Local(&state, Iam::new(&state, Actor::root(&state.account))),
+    )
+    .await;
     state.store.close().await;
     result
 }
@@ -562,15 +662,32 @@ async fn run_with(args: &AdminArgs, backend: Backend<'_>) -> anyhow::Result<()> 
             exec(action).await.map(|o| out.print(&o))
         }
         AdminCommand::Mfa(cmd) => mfa(&backend, &out, cmd).await,
+        AdminCommand::Policy(cmd) => policy::policy(&backend, &out, cmd).await,
+        AdminCommand::Group(cmd) => policy::group(&backend, &out, cmd).await,
+        AdminCommand::Role(cmd) => policy::role(&backend, &out, cmd).await,
         AdminCommand::Root(cmd) => root(backend.local("root")?, args, &out, cmd).await,
         AdminCommand::Keys(cmd) => keys(backend.local("keys")?, &out, cmd).await,
         AdminCommand::MasterKey(_) => bail!(
             "`stsd admin master-key` works on the data directory or database directly: drop --endpoint-url"
         ),
-        AdminCommand::Sessions(SessionsCmd::Revoke { user, root: _ }) => {
+        AdminCommand::Sessions(SessionsCmd::Revoke {
+            user,
+            root: _,
+            role,
+        }) => {
             let state = backend.local("sessions")?;
-            let principal = match user {
-                Some(name) => {
+            let principal = match (user, role) {
+                (_, Some(name)) => {
+                    state
+                        .store
+                        .role_by_name(name)
+                        .await?
+                        .with_context(|| {
+                            format!("NoSuchEntity: The role with name {name} cannot be found.")
+                        })?
+                        .role_id
+                }
+                (Some(name), None) => {
                     state
                         .store
                         .user_by_name(name)
@@ -580,7 +697,7 @@ async fn run_with(args: &AdminArgs, backend: Backend<'_>) -> anyhow::Result<()> 
                         })?
                         .user_id
                 }
-                None => stsd_store::iam::ROOT_OWNER.to_owned(),
+                (None, None) => stsd_store::iam::ROOT_OWNER.to_owned(),
             };
             // "Not before" the next second: every session issued up to now (same second included) is revoked.
             let t = state.clock.now() + 1;
@@ -612,12 +729,33 @@ async fn mfa(backend: &Backend<'_>, out: &Out, cmd: &MfaCmd) -> anyhow::Result<(
                 .clone()
                 .or_else(|| user.clone())
                 .unwrap_or_else(|| "root".into());
-            let created = backend
+            let mut device_name = device_name;
+            let created = match backend
                 .execute(&IamAction::CreateVirtualMfaDevice {
                     name: device_name.clone(),
                     path: "/".into(),
                 })
-                .await?;
+                .await
+            {
+                // The default name may be taken by a device someone else created (squatting): without
+                // an explicit --name, enrol under a name nobody can have reserved.
+                Err(e) if name.is_none() && e.to_string().starts_with("EntityAlreadyExists") => {
+                    let mut b = [0u8; 4];
+                    stsd_core::random_fill(&mut b);
+                    device_name = format!(
+                        "{device_name}-{}",
+                        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                    );
+                    eprintln!("device name taken; enrolling as {device_name}");
+                    backend
+                        .execute(&IamAction::CreateVirtualMfaDevice {
+                            name: device_name.clone(),
+                            path: "/".into(),
+                        })
+                        .await?
+                }
+                other => other?,
+            };
             let IamOutput::NewVirtualMfaDevice {
                 serial_number,
                 base32_seed,
@@ -921,16 +1059,13 @@ async fn root(state: &AppState, args: &AdminArgs, out: &Out, cmd: &RootCmd) -> a
             Ok(())
         }
         RootCmd::Rotate => {
-            let old = state.store.root_keys().await?;
             let id = ids::new_long_term_key_id(state.account_id);
             let secret = ids::new_secret_access_key();
+            // One transaction: the root keeps at most two keys at every moment.
             state
                 .store
-                .insert_root_key(&id, &secret, state.clock.now())
+                .rotate_root_key(&id, &secret, state.clock.now())
                 .await?;
-            for k in &old {
-                state.store.delete_root_key(&k.access_key_id).await?;
-            }
             let file = args.store.data_dir.join(ROOT_CREDENTIALS_FILE);
             let text = zeroize::Zeroizing::new(format!(
                 "[stsd-root]\naws_access_key_id = {id}\naws_secret_access_key = {}\n",

@@ -1,43 +1,76 @@
 //! The IAM actions and who may call them.
 //!
-//! The account root (long-term keys, or session credentials obtained with MFA) may call everything. An
-//! IAM user may manage only its own access keys and MFA devices (AWS's "manage your own credentials" set);
-//! anything else is `AccessDenied` in AWS's form. Session credentials obtained without MFA are refused
-//! with `InvalidClientTokenId`, as AWS does.
+//! Every action is authorized by the policy engine ([`crate::authz`]) against the resource ARN AWS uses
+//! for it, before the target's existence is revealed. The account root may do everything. Session
+//! credentials obtained without MFA are refused with `InvalidClientTokenId`, as AWS does. On top of the
+//! policies, stsd is stricter than AWS in one place (`Settings::strict_credential_changes`): once a user
+//! has an enabled MFA device, changing its devices and creating or reactivating its access keys needs
+//! an MFA session, or another principal allowed by policy (an administrator), or the root.
+
+mod policies;
+pub mod roles;
+mod simulate;
 
 use crate::auth::{Caller, user_arn};
+use crate::authz::context::{self, Transport, Who};
+use crate::authz::{self, Check};
 use crate::errors;
 use crate::state::AppState;
 use stsd_core::ids;
 use stsd_core::timefmt::iso8601;
-use stsd_core::token::Principal;
 use stsd_core::totp;
+use stsd_policy::Context;
 use stsd_proto::ApiError;
 use stsd_proto::iam::{
     AccessKeyView, Assignment, IamAction, IamOutput, MfaDeviceView, Page, UserView,
 };
 use stsd_store::iam::{DeviceKind, MAX_DEVICES_PER_USER, ROOT_OWNER};
-use stsd_store::{KeyStatus, Owner, StoreError, User};
+use stsd_store::{KeyStatus, StoreError, User};
 
 /// Steps searched around "now" for the two consecutive codes of EnableMFADevice (±5 minutes).
 pub const ENABLE_WINDOW_STEPS: i64 = 10;
+/// Unassigned virtual devices one IAM user may have created and not yet enabled or deleted.
+pub const MAX_UNASSIGNED_PER_USER: i64 = 4;
 /// Steps searched for ResyncMFADevice (±1 day): resync exists for devices whose clock drifted.
 pub const RESYNC_WINDOW_STEPS: i64 = 2880;
 
-/// The principal performing an IAM action.
+/// The principal performing an IAM action, with the request context its policies are evaluated in.
 #[derive(Debug, Clone)]
-pub enum Actor {
-    /// The account root.
-    Root,
-    /// An IAM user.
-    User {
-        /// `AIDA...`
-        user_id: String,
-        /// Name.
-        name: String,
-        /// Path.
-        path: String,
-    },
+pub struct Actor {
+    /// Who.
+    pub who: Who,
+    /// The request context (global condition keys).
+    pub ctx: Context,
+    /// Whether the caller authenticated with an MFA session (or is a local administrator).
+    pub mfa: bool,
+}
+
+impl Actor {
+    /// The account root acting locally (`stsd admin` on the data directory).
+    pub fn root(account: &str) -> Actor {
+        let who = Who::root(account);
+        Actor {
+            ctx: context::build(
+                None,
+                &who,
+                account,
+                stsd_core::timefmt::now_unix(),
+                None,
+                None,
+                "us-east-1",
+            ),
+            who,
+            mfa: true,
+        }
+    }
+
+    fn user_id(&self) -> Option<&str> {
+        self.who.user.as_ref().map(|(id, _, _)| id.as_str())
+    }
+
+    fn user_name(&self) -> Option<&str> {
+        self.who.user.as_ref().map(|(_, n, _)| n.as_str())
+    }
 }
 
 /// Whom an action targets.
@@ -67,38 +100,41 @@ impl Target {
     }
 }
 
-/// The actor for a caller, or `InvalidClientTokenId` for sessions without MFA.
+/// The actor for an API caller, or `InvalidClientTokenId` for sessions without MFA.
 ///
 /// # Errors
 /// `InvalidClientTokenId` for session credentials obtained without MFA.
-pub fn actor(caller: &Caller) -> Result<Actor, ApiError> {
-    match caller {
-        Caller::LongTerm(k) => Ok(match &k.owner {
-            Owner::Root => Actor::Root,
-            Owner::User(u) => Actor::User {
-                user_id: u.user_id.clone(),
-                name: u.name.clone(),
-                path: u.path.clone(),
-            },
-        }),
-        Caller::Session(c) => {
-            if c.mfa.is_none() {
-                return Err(ApiError::invalid_session_token());
-            }
-            Ok(match &c.principal {
-                Principal::Root => Actor::Root,
-                Principal::User {
-                    user_id,
-                    name,
-                    path,
-                } => Actor::User {
-                    user_id: user_id.clone(),
-                    name: name.clone(),
-                    path: path.clone(),
-                },
-            })
-        }
+pub fn actor(
+    state: &AppState,
+    caller: &Caller,
+    transport: &Transport<'_>,
+) -> Result<Actor, ApiError> {
+    // GetSessionToken credentials without MFA may not call IAM (AWS); role sessions may.
+    if let Caller::Session(c) = caller
+        && c.mfa.is_none()
+        && !caller.is_role_session()
+    {
+        return Err(ApiError::invalid_session_token());
     }
+    let who = Who::of(caller, &state.account);
+    let client = context::client(transport, &state.authz.settings.trusted_proxies);
+    let user_agent = transport
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    Ok(Actor {
+        ctx: context::build(
+            Some(caller),
+            &who,
+            &state.account,
+            state.clock.now(),
+            Some(client),
+            user_agent,
+            "us-east-1",
+        ),
+        who,
+        mfa: caller.is_session(),
+    })
 }
 
 fn store_err(e: &StoreError) -> ApiError {
@@ -135,29 +171,35 @@ pub struct Iam<'a> {
     actor: Actor,
 }
 
+/// `iam:<Action>`.
+fn iam_action(action: &IamAction) -> String {
+    format!("iam:{}", action.name())
+}
+
 impl<'a> Iam<'a> {
     /// An executor acting as `actor`.
     pub fn new(state: &'a AppState, actor: Actor) -> Self {
         Iam { state, actor }
     }
 
-    fn actor_arn(&self) -> String {
-        match &self.actor {
-            Actor::Root => format!("arn:aws:iam::{}:root", self.state.account),
-            Actor::User { name, path, .. } => user_arn(&self.state.account, path, name),
-        }
+    /// Authorizes `action` on `resource` (shown in a denial as `shown`).
+    async fn check(&self, action: &IamAction, resource: &str, shown: &str) -> Result<(), ApiError> {
+        let name = iam_action(action);
+        authz::authorize(
+            self.state,
+            &self.actor.who,
+            &self.actor.ctx,
+            Check {
+                action: &name,
+                resource,
+                shown: Some(shown),
+            },
+        )
+        .await
     }
 
-    fn denied(&self, action: &IamAction, resource: &str) -> ApiError {
-        ApiError::access_denied(format!(
-            "User: {} is not authorized to perform: iam:{} on resource: {resource}",
-            self.actor_arn(),
-            action.name()
-        ))
-    }
-
-    fn user_resource(&self, name: &str) -> String {
-        format!("arn:aws:iam::{}:user/{name}", self.state.account)
+    fn account_arn(&self, kind_path_name: &str) -> String {
+        format!("arn:aws:iam::{}:{kind_path_name}", self.state.account)
     }
 
     fn view(&self, u: &User) -> UserView {
@@ -180,43 +222,104 @@ impl<'a> Iam<'a> {
         }
     }
 
-    /// Resolves the user an action targets: the named user, or the actor itself when no name is given.
-    /// Users may only target themselves (checked before existence, as IAM does).
+    async fn user_named(&self, name: &str) -> Result<Option<User>, ApiError> {
+        self.state
+            .store
+            .user_by_name(name)
+            .await
+            .map_err(|e| store_err(&e))
+    }
+
+    /// Resolves and authorizes the user an action targets: the named user, or the actor itself when
+    /// no name is given. Authorization comes before existence: a caller that may not act on a name
+    /// learns nothing about whether it exists. The resource is the user's ARN (with its path), shown
+    /// as `user <name>` as IAM does.
     async fn target(&self, action: &IamAction, name: Option<&str>) -> Result<Target, ApiError> {
-        match (name, &self.actor) {
-            (None, Actor::Root) => Ok(Target::Root),
-            (None, Actor::User { user_id, .. }) => {
-                let u = self
-                    .state
-                    .store
-                    .user_by_id(user_id)
-                    .await
-                    .map_err(|e| store_err(&e))?;
-                u.map(Target::User)
-                    .ok_or_else(ApiError::invalid_session_token)
+        let name = match (name, self.actor.user_name()) {
+            // A role session is no user: it must name one (never falls back to the root).
+            (None, None) if self.actor.who.role.is_some() => {
+                return Err(ApiError::validation(
+                    "Must specify userName when calling with non-User credentials",
+                ));
             }
-            (Some(n), actor) => {
-                if let Actor::User { name: own, .. } = actor
-                    && !own.eq_ignore_ascii_case(n)
-                {
-                    return Err(self.denied(action, &self.user_resource(n)));
-                }
-                let u = self
-                    .state
-                    .store
-                    .user_by_name(n)
-                    .await
-                    .map_err(|e| store_err(&e))?;
-                u.map(Target::User).ok_or_else(|| no_such_user(n))
+            (None, None) => return Ok(Target::Root),
+            (None, Some(own)) => own.to_owned(),
+            (Some(n), _) => n.to_owned(),
+        };
+        let user = self.user_named(&name).await?;
+        let path = user.as_ref().map_or("/", |u| u.path.as_str());
+        let resource = user_arn(&self.state.account, path, &name);
+        self.check(action, &resource, &format!("user {name}"))
+            .await?;
+        match user {
+            Some(u) => Ok(Target::User(u)),
+            None if self
+                .actor
+                .user_name()
+                .is_some_and(|own| own.eq_ignore_ascii_case(&name)) =>
+            {
+                // The caller's own user was deleted while its key or session was still cached.
+                Err(ApiError::invalid_session_token())
             }
+            None => Err(no_such_user(&name)),
         }
     }
 
-    fn root_only(&self, action: &IamAction, resource: &str) -> Result<(), ApiError> {
-        match self.actor {
-            Actor::Root => Ok(()),
-            Actor::User { .. } => Err(self.denied(action, resource)),
+    /// stsd's stricter rule: a user acting on itself without an MFA session may not change its
+    /// credentials once it has an enabled MFA device.
+    async fn guard_credentials(&self, action: &IamAction, target: &Target) -> Result<(), ApiError> {
+        if !self.state.authz.settings.strict_credential_changes || self.actor.mfa {
+            return Ok(());
         }
+        let (Some(own), Target::User(u)) = (self.actor.user_id(), target) else {
+            return Ok(());
+        };
+        if own != u.user_id {
+            return Ok(());
+        }
+        let devices = self
+            .state
+            .store
+            .list_mfa_devices(&u.user_id, None, 1)
+            .await
+            .map_err(|e| store_err(&e))?;
+        if devices.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::access_denied(format!(
+            "User: {} is not authorized to perform: {} on resource: user {} because the user has an \
+             enabled MFA device and the request was not made with MFA session credentials",
+            self.actor.who.arn,
+            iam_action(action),
+            u.name
+        )))
+    }
+
+    /// The actor's own user record (`None` for the root).
+    async fn own_user(&self) -> Result<Option<User>, ApiError> {
+        match self.actor.user_id() {
+            None => Ok(None),
+            Some(id) => self
+                .state
+                .store
+                .user_by_id(id)
+                .await
+                .map_err(|e| store_err(&e)),
+        }
+    }
+
+    /// Attaches the configured default policies to a new user.
+    async fn attach_defaults(&self, user: &User) -> Result<(), ApiError> {
+        for arn in &self.state.authz.settings.default_user_policies {
+            self.attach(
+                stsd_store::policy::EntityKind::User,
+                &user.user_id,
+                arn,
+                "PoliciesPerUser",
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     fn key_view(&self, k: &stsd_store::KeyMeta, user_name: Option<String>) -> AccessKeyView {
@@ -250,7 +353,8 @@ impl<'a> Iam<'a> {
         let now = self.state.clock.now();
         match action {
             IamAction::CreateUser { user_name, path } => {
-                self.root_only(action, &self.user_resource(user_name))?;
+                let arn = user_arn(&self.state.account, path, user_name);
+                self.check(action, &arn, &arn).await?;
                 let user = User {
                     user_id: ids::new_user_id(self.state.account_id),
                     name: user_name.clone(),
@@ -265,6 +369,7 @@ impl<'a> Iam<'a> {
                     e => store_err(&e),
                 })?;
                 tracing::info!(user = %user.name, "user created");
+                self.attach_defaults(&user).await?;
                 Ok(IamOutput::User {
                     action: "CreateUser",
                     user: self.view(&user),
@@ -281,10 +386,8 @@ impl<'a> Iam<'a> {
                 })
             }
             IamAction::ListUsers { path_prefix, page } => {
-                self.root_only(
-                    action,
-                    &format!("arn:aws:iam::{}:user/", self.state.account),
-                )?;
+                let resource = self.account_arn(&format!("user{path_prefix}"));
+                self.check(action, &resource, &resource).await?;
                 let (users, next_marker) = paged(
                     store
                         .list_users(path_prefix, page.marker.as_deref(), page.max_items + 1)
@@ -299,7 +402,6 @@ impl<'a> Iam<'a> {
                 })
             }
             IamAction::DeleteUser { user_name } => {
-                self.root_only(action, &self.user_resource(user_name))?;
                 let Target::User(u) = self.target(action, Some(user_name)).await? else {
                     return Err(no_such_user(user_name));
                 };
@@ -308,12 +410,22 @@ impl<'a> Iam<'a> {
                     StoreError::Conflict("keys") => ApiError::delete_conflict(
                         "Cannot delete entity, must delete access keys first.",
                     ),
-                    StoreError::Conflict(_) => ApiError::delete_conflict(
+                    StoreError::Conflict("devices") => ApiError::delete_conflict(
                         "Cannot delete entity, must delete MFA device first.",
+                    ),
+                    StoreError::Conflict("policies") => ApiError::delete_conflict(
+                        "Cannot delete entity, must delete policies first.",
+                    ),
+                    StoreError::Conflict("attached") => ApiError::delete_conflict(
+                        "Cannot delete entity, must detach all policies first.",
+                    ),
+                    StoreError::Conflict(_) => ApiError::delete_conflict(
+                        "Cannot delete entity, must remove user from all groups first.",
                     ),
                     e => store_err(&e),
                 })?;
                 self.state.forget_not_before(&u.user_id);
+                self.state.authz.invalidate();
                 tracing::info!(user = %u.name, "user deleted");
                 Ok(IamOutput::Empty {
                     action: "DeleteUser",
@@ -321,6 +433,7 @@ impl<'a> Iam<'a> {
             }
             IamAction::CreateAccessKey { user_name } => {
                 let target = self.target(action, user_name.as_deref()).await?;
+                self.guard_credentials(action, &target).await?;
                 let id = ids::new_long_term_key_id(self.state.account_id);
                 let secret = ids::new_secret_access_key();
                 let limit =
@@ -330,10 +443,15 @@ impl<'a> Iam<'a> {
                         if store.root_keys().await.map_err(|e| store_err(&e))?.len() >= 2 {
                             return Err(limit());
                         }
+                        // The count and the insert are one atomic step in the store; the read
+                        // above only answers the common case without a write.
                         store
                             .insert_root_key(&id, &secret, now)
                             .await
-                            .map_err(|e| store_err(&e))?;
+                            .map_err(|e| match e {
+                                StoreError::LimitExceeded => limit(),
+                                e => store_err(&e),
+                            })?;
                     }
                     Target::User(u) => {
                         store
@@ -382,6 +500,9 @@ impl<'a> Iam<'a> {
                 active,
             } => {
                 let target = self.target(action, user_name.as_deref()).await?;
+                if *active {
+                    self.guard_credentials(action, &target).await?;
+                }
                 let status = if *active {
                     KeyStatus::Active
                 } else {
@@ -429,16 +550,18 @@ impl<'a> Iam<'a> {
                     None => None,
                     Some(uid) => store.user_by_id(uid).await.map_err(|e| store_err(&e))?,
                 };
-                if let Actor::User { user_id, .. } = &self.actor
-                    && meta.user_id.as_deref() != Some(user_id.as_str())
-                {
-                    // The resource is the key's owner (the root for root keys).
-                    let resource = match &owner {
-                        Some(u) => user_arn(&self.state.account, &u.path, &u.name),
-                        None => format!("arn:aws:iam::{}:root", self.state.account),
-                    };
-                    return Err(self.denied(action, &resource));
-                }
+                // The resource is the key's owner (the root for root keys).
+                let (resource, shown) = match &owner {
+                    Some(u) => (
+                        user_arn(&self.state.account, &u.path, &u.name),
+                        format!("user {}", u.name),
+                    ),
+                    None => {
+                        let root = format!("arn:aws:iam::{}:root", self.state.account);
+                        (root.clone(), root)
+                    }
+                };
+                self.check(action, &resource, &shown).await?;
                 let last = self
                     .state
                     .pending_last_used(access_key_id)
@@ -456,14 +579,37 @@ impl<'a> Iam<'a> {
             }
             IamAction::CreateVirtualMfaDevice { name, path } => {
                 let serial = format!("arn:aws:iam::{}:mfa{path}{name}", self.state.account);
+                self.check(action, &serial, &serial).await?;
+                if let Some(me) = self.own_user().await? {
+                    let own_id = me.user_id.clone();
+                    self.guard_credentials(action, &Target::User(me)).await?;
+                    // Users may not hoard device names: a bounded number of unassigned devices each.
+                    let pending = store
+                        .count_unassigned_devices(&own_id)
+                        .await
+                        .map_err(|e| store_err(&e))?;
+                    if pending >= MAX_UNASSIGNED_PER_USER {
+                        return Err(ApiError::limit_exceeded(format!(
+                            "Cannot exceed quota for unassigned VirtualMFADevicesPerUser: {MAX_UNASSIGNED_PER_USER}"
+                        )));
+                    }
+                }
                 let mut raw = zeroize::Zeroizing::new([0u8; 40]);
                 stsd_core::random_fill(raw.as_mut());
                 let seed = stsd_core::secret::Secret::new(
                     data_encoding::BASE32_NOPAD.encode(raw.as_ref()),
                 );
-                let (created_by, label_account) = match &self.actor {
-                    Actor::Root => (ROOT_OWNER.to_owned(), self.state.account.clone()),
-                    Actor::User { user_id, name, .. } => (user_id.clone(), name.clone()),
+                let (created_by, label_account) = match &self.actor.who.user {
+                    None if self.actor.who.role.is_some() => (
+                        self.actor
+                            .who
+                            .role
+                            .as_ref()
+                            .map_or_else(String::new, |r| r.role_id.clone()),
+                        self.state.account.clone(),
+                    ),
+                    None => (ROOT_OWNER.to_owned(), self.state.account.clone()),
+                    Some((user_id, name, _)) => (user_id.clone(), name.clone()),
                 };
                 let uri = format!(
                     "otpauth://totp/{}@{}?secret={}",
@@ -506,6 +652,7 @@ impl<'a> Iam<'a> {
                 code2,
             } => {
                 let target = self.target(action, Some(user_name)).await?;
+                self.guard_credentials(action, &target).await?;
                 self.enable_device(&target, serial_number, code1, code2, now)
                     .await?;
                 Ok(IamOutput::Empty {
@@ -527,12 +674,25 @@ impl<'a> Iam<'a> {
                 else {
                     return Err(no_such_device(serial_number));
                 };
+                // Resync searches a day of codes: a locked device refuses it, and failures count
+                // towards the lock-out like GetSessionToken's.
+                if device.locked_until.is_some_and(|t| t > now) {
+                    return Err(ApiError::invalid_authentication_code());
+                }
                 let secret = seed_bytes(&device.seed)?;
                 let now_step = totp::step_at(now);
-                let step =
+                let Some(step) =
                     totp::verify_consecutive(&secret, code1, code2, now_step, RESYNC_WINDOW_STEPS)
                         .filter(|s| device.last_step.is_none_or(|l| *s > l + 1))
-                        .ok_or_else(ApiError::invalid_authentication_code)?;
+                else {
+                    if let Err(e) =
+                        crate::sts::record_failures(self.state, serial_number, now, 1).await
+                    {
+                        tracing::warn!(serial = %serial_number, error = %e, "recording a failed resync failed");
+                        return Err(store_err(&e));
+                    }
+                    return Err(ApiError::invalid_authentication_code());
+                };
                 if !store
                     .resync_mfa_device(serial_number, step, step - now_step)
                     .await
@@ -550,6 +710,7 @@ impl<'a> Iam<'a> {
                 serial_number,
             } => {
                 let target = self.target(action, user_name.as_deref()).await?;
+                self.guard_credentials(action, &target).await?;
                 store
                     .deactivate_mfa_device(serial_number, target.owner())
                     .await
@@ -563,16 +724,9 @@ impl<'a> Iam<'a> {
                 })
             }
             IamAction::DeleteVirtualMfaDevice { serial_number } => {
-                if let Actor::User { user_id, .. } = &self.actor {
-                    let d = store
-                        .mfa_device(serial_number)
-                        .await
-                        .map_err(|e| store_err(&e))?;
-                    if d.as_ref()
-                        .is_some_and(|d| d.created_by.as_deref() != Some(user_id.as_str()))
-                    {
-                        return Err(self.denied(action, serial_number));
-                    }
+                self.check(action, serial_number, serial_number).await?;
+                if let Some(me) = self.own_user().await? {
+                    self.guard_credentials(action, &Target::User(me)).await?;
                 }
                 store
                     .delete_virtual_mfa_device(serial_number)
@@ -618,6 +772,7 @@ impl<'a> Iam<'a> {
                 })
             }
             IamAction::ListVirtualMfaDevices { assignment, page } => {
+                self.check(action, "*", "*").await?;
                 let filter = match assignment {
                     Assignment::Any => None,
                     Assignment::Assigned => Some(true),
@@ -670,6 +825,7 @@ impl<'a> Iam<'a> {
                     enable_date: d.enabled_at.map(iso8601),
                 })
             }
+            other => self.execute_policies(other).await,
         }
     }
 
