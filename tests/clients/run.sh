@@ -212,6 +212,8 @@ export STSD_ENDPOINT="http://127.0.0.1:$port"
 export STSD_ROOT_ACCESS_KEY_ID="$root_key"
 export STSD_ROOT_SECRET_ACCESS_KEY="$root_secret"
 export STSD_BIN="$bin"
+# stsd-creds (the client, test_creds.py): the stsd binary's sibling unless given.
+export STSD_CREDS_BIN="${STSD_CREDS_BIN:-$(dirname "$bin")/stsd-creds}"
 export STSD_DATA_DIR="$data_dir"
 # Keep the SDKs away from any AWS configuration on this machine.
 unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_SECURITY_TOKEN AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY \

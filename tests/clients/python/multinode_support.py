@@ -193,7 +193,16 @@ class Cluster:
         for n in nodes:
             n.spawn()
         for n in nodes:
-            n.await_healthy(timeout)
+            try:
+                n.await_healthy(timeout)
+            except AssertionError:
+                # The free port picked for it was taken by another process meanwhile: start it again on
+                # another one (Node.start retries the same way).
+                if n.proc is not None and n.proc.poll() is not None and "in use" in n.log_tail(5).lower():
+                    n.proc, n.port = None, None
+                    n.start(timeout)
+                else:
+                    raise
         return self
 
     def admin(self, *args, json_out=False, timeout=60):

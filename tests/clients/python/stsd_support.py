@@ -263,10 +263,11 @@ def unique_name(prefix="stsd-test"):
 
 
 def iam_denied_message(account, caller_path_and_name, action, resource):
-    """IAM's AccessDenied text for a user acting outside its own credentials (caller ARN keeps its path)."""
+    """IAM's AccessDenied text for a user whose policies do not allow the action (caller ARN keeps its path).
+    `resource` as IAM shows it: `user NAME` for actions on a user, the ARN otherwise (policy reference 6.2)."""
     return (
         f"User: arn:aws:iam::{account}:user{caller_path_and_name} is not authorized to perform: "
-        f"iam:{action} on resource: {resource}"
+        f"iam:{action} on resource: {resource} because no identity-based policy allows the iam:{action} action"
     )
 
 
@@ -438,13 +439,21 @@ class PrivateServer:
         return make_client(service, self.endpoint, creds or self.root, validate)
 
 
-def create_iam_user(iam, path=None, key=True, name=None):
-    """Creates a user (and one access key) with `iam` (root); returns (name, user, Creds or None)."""
+SELF_SERVICE_POLICY = "arn:aws:iam::aws:policy/StsdSelfManageCredentials"
+SELF_SERVICE_MFA_POLICY = "arn:aws:iam::aws:policy/StsdSelfManageCredentialsWithMFA"
+
+
+def create_iam_user(iam, path=None, key=True, name=None, self_service=True):
+    """Creates a user (and one access key) with `iam` (root); returns (name, user, Creds or None). New users
+    have no policies, as in AWS; with `self_service` (the default) the user gets stsd's built-in policy that
+    lets it manage its own keys and MFA devices, as an operator would grant it."""
     name = name or unique_name()
     kwargs = {"UserName": name}
     if path:
         kwargs["Path"] = path
     user = iam.create_user(**kwargs)["User"]
+    if self_service:
+        iam.attach_user_policy(UserName=name, PolicyArn=SELF_SERVICE_POLICY)
     creds = None
     if key:
         k = iam.create_access_key(UserName=name)["AccessKey"]
@@ -462,12 +471,12 @@ class MfaUser:
     step: Optional[int]  # the step of the second enrolment code (None: device not enabled)
 
 
-def create_mfa_user(iam, enable=True, key=True, clock_offset=0):
+def create_mfa_user(iam, enable=True, key=True, clock_offset=0, self_service=True):
     """A user with a virtual MFA device named after it, enabled for the user (unless enable=False) with the codes
     of the previous and the current step, as an authenticator shows them. The server anchors the device's clock
     on the second code and consumes both steps, so right after this only the NEXT step's code (step + 1) is
     usable. `clock_offset`: seconds the server's clock is ahead of this machine's."""
-    name, user, creds = create_iam_user(iam, key=key)
+    name, user, creds = create_iam_user(iam, key=key, self_service=self_service)
     dev = iam.create_virtual_mfa_device(VirtualMFADeviceName=name)["VirtualMFADevice"]
     seed = dev["Base32StringSeed"].decode("ascii")
     step = None

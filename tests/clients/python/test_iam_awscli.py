@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from stsd_support import (
+    SELF_SERVICE_POLICY,
     LONG_TERM_KEY_RE,
     MSG_UNKNOWN_KEY,
     SECRET_RE,
@@ -98,6 +99,9 @@ def test_cli_iam_user_and_key_life_cycle(aws, account):
     assert SECRET_RE.match(key["SecretAccessKey"]), key
     assert key["Status"] == "Active"
     creds = Creds(key["AccessKeyId"], key["SecretAccessKey"])
+    # New users have no permissions (as in AWS): grant the built-in self-service policy.
+    p = aws("iam", "attach-user-policy", "--user-name", name, "--policy-arn", SELF_SERVICE_POLICY)
+    assert p.returncode == 0, p.stderr
     ident = ok_json(aws("sts", "get-caller-identity", creds=creds))
     assert ident["Arn"] == user["Arn"]
     assert ident["UserId"] == user["UserId"]
@@ -123,6 +127,12 @@ def test_cli_iam_user_and_key_life_cycle(aws, account):
     assert p.returncode in (254, 255), (p.returncode, p.stderr)
     assert "InvalidClientTokenId" in p.stderr and MSG_UNKNOWN_KEY in p.stderr, p.stderr
 
+    assert_cli_error(
+        aws("iam", "delete-user", "--user-name", name),
+        "DeleteUser", "DeleteConflict", "Cannot delete entity, must detach all policies first.",
+    )
+    p = aws("iam", "detach-user-policy", "--user-name", name, "--policy-arn", SELF_SERVICE_POLICY)
+    assert p.returncode == 0, p.stderr
     p = aws("iam", "delete-user", "--user-name", name)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == ""
@@ -153,5 +163,54 @@ def test_cli_iam_self_service_denied(aws, account):
         aws("iam", "list-users", creds=creds),
         "ListUsers", "AccessDenied",
         f"User: arn:aws:iam::{account}:user/{name} is not authorized to perform: iam:ListUsers "
-        f"on resource: arn:aws:iam::{account}:user/",
+        f"on resource: arn:aws:iam::{account}:user/ because no identity-based policy allows the iam:ListUsers action",
     )
+
+
+def test_cli_policies_groups_and_simulator(aws, account, tmp_path):
+    """The policy APIs as the AWS CLI drives them: documents from file://, decoded output, errors."""
+    name, group, pname = unique_name("cli-pol"), unique_name("cli-grp"), unique_name("cli-mp")
+    ok_json(aws("iam", "create-user", "--user-name", name))
+    doc = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["iam:GetUser", "iam:ListGroupsForUser"], "Resource": "*"}]}
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps(doc, indent=2))
+    assert aws("iam", "put-user-policy", "--user-name", name, "--policy-name", "inline",
+               "--policy-document", f"file://{f}").returncode == 0
+    got = ok_json(aws("iam", "get-user-policy", "--user-name", name, "--policy-name", "inline"))
+    assert got["PolicyDocument"] == doc
+    assert ok_json(aws("iam", "list-user-policies", "--user-name", name))["PolicyNames"] == ["inline"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Resource": "*"}]}')
+    assert_cli_error(
+        aws("iam", "put-user-policy", "--user-name", name, "--policy-name", "x", "--policy-document", f"file://{bad}"),
+        "PutUserPolicy", "MalformedPolicyDocument", "Policy statement must contain actions.",
+    )
+
+    pol = ok_json(aws("iam", "create-policy", "--policy-name", pname, "--policy-document", f"file://{f}"))["Policy"]
+    assert pol["Arn"] == f"arn:aws:iam::{account}:policy/{pname}"
+    ok_json(aws("iam", "create-group", "--group-name", group))
+    assert aws("iam", "add-user-to-group", "--group-name", group, "--user-name", name).returncode == 0
+    assert aws("iam", "attach-group-policy", "--group-name", group, "--policy-arn", pol["Arn"]).returncode == 0
+    attached = ok_json(aws("iam", "list-attached-group-policies", "--group-name", group))["AttachedPolicies"]
+    assert attached == [{"PolicyName": pname, "PolicyArn": pol["Arn"]}]
+    groups = ok_json(aws("iam", "list-groups-for-user", "--user-name", name))["Groups"]
+    assert [g["GroupName"] for g in groups] == [group]
+    assert_cli_error(
+        aws("iam", "delete-policy", "--policy-arn", pol["Arn"]),
+        "DeletePolicy", "DeleteConflict", "Cannot delete a policy attached to entities.",
+    )
+    sim = ok_json(aws("iam", "simulate-principal-policy", "--policy-source-arn", f"arn:aws:iam::{account}:user/{name}",
+                      "--action-names", "iam:GetUser", "iam:DeleteUser"))["EvaluationResults"]
+    assert [(r["EvalActionName"], r["EvalDecision"]) for r in sim] == [
+        ("iam:GetUser", "allowed"), ("iam:DeleteUser", "implicitDeny")]
+    aws_policies = ok_json(aws("iam", "list-policies", "--scope", "AWS"))["Policies"]
+    assert any(p["PolicyName"] == "StsdSelfManageCredentialsWithMFA" for p in aws_policies)
+
+    # clean up in IAM's order
+    assert aws("iam", "detach-group-policy", "--group-name", group, "--policy-arn", pol["Arn"]).returncode == 0
+    assert aws("iam", "remove-user-from-group", "--group-name", group, "--user-name", name).returncode == 0
+    assert aws("iam", "delete-group", "--group-name", group).returncode == 0
+    assert aws("iam", "delete-policy", "--policy-arn", pol["Arn"]).returncode == 0
+    assert aws("iam", "delete-user-policy", "--user-name", name, "--policy-name", "inline").returncode == 0
+    assert aws("iam", "delete-user", "--user-name", name).returncode == 0

@@ -24,6 +24,7 @@ from stsd_support import (
     create_iam_user,
     expect_client_error,
     iam_denied_message,
+    SELF_SERVICE_POLICY,
     iam_validation_message,
     signed_post,
     unique_name,
@@ -228,6 +229,9 @@ def test_delete_access_key_and_user(root_iam_client, sts_for):
     assert_error(err, 409, "DeleteConflict", "Cannot delete entity, must delete access keys first.")
     root_iam_client.delete_access_key(UserName=name, AccessKeyId=second["AccessKeyId"])
     assert root_iam_client.list_access_keys(UserName=name)["AccessKeyMetadata"] == []
+    err = expect_client_error(root_iam_client.delete_user, UserName=name)
+    assert_error(err, 409, "DeleteConflict", "Cannot delete entity, must detach all policies first.")
+    root_iam_client.detach_user_policy(UserName=name, PolicyArn=SELF_SERVICE_POLICY)
 
     root_iam_client.delete_user(UserName=name)
     err = expect_client_error(root_iam_client.get_user, UserName=name)
@@ -340,7 +344,7 @@ def test_user_may_not_target_another_user(self_user, iam_for, root_iam_client, s
     err = expect_client_error(getattr(iam_for(creds), TARGET_CALLS[action]), **kwargs)
     assert_error(
         err, 403, "AccessDenied",
-        iam_denied_message(account, f"/self/{name}", action, f"arn:aws:iam::{account}:user/{other}"),
+        iam_denied_message(account, f"/self/{name}", action, f"user {other}"),
     )
     [k] = root_iam_client.list_access_keys(UserName=other)["AccessKeyMetadata"]
     assert (k["AccessKeyId"], k["Status"]) == (other_creds.access_key_id, "Active")
@@ -359,7 +363,7 @@ def test_user_access_key_last_used_own_and_other(self_user, iam_for, root_iam_cl
     assert_error(
         err, 403, "AccessDenied",
         iam_denied_message(
-            account, f"/self/{name}", "GetAccessKeyLastUsed", f"arn:aws:iam::{account}:user/{other}"
+            account, f"/self/{name}", "GetAccessKeyLastUsed", f"user {other}"
         ),
     )
 
@@ -371,7 +375,7 @@ def test_user_denied_before_existence_check(self_user, iam_for, account):
     err = expect_client_error(iam_for(creds).get_user, UserName=ghost)
     assert_error(
         err, 403, "AccessDenied",
-        iam_denied_message(account, f"/self/{name}", "GetUser", f"arn:aws:iam::{account}:user/{ghost}"),
+        iam_denied_message(account, f"/self/{name}", "GetUser", f"user {ghost}"),
     )
 
 

@@ -39,6 +39,7 @@ from stsd_support import (
     create_mfa_user,
     expect_client_error,
     iam_denied_message,
+    SELF_SERVICE_POLICY,
     iam_validation_message,
     png_info,
     timed,
@@ -290,7 +291,13 @@ def test_mfa_serial_without_token_code(root_iam_client, sts_for):
     u = create_mfa_user(root_iam_client)
     sts = sts_for(u.creds, validate=False)
     err = expect_client_error(sts.get_session_token, SerialNumber=u.serial)
-    assert_error(err, 403, "AccessDenied", MSG_MFA_NO_DEVICE)
+    # Only one of the two: AWS's own text for it (roles-and-sessions reference §3, [R]).
+    assert_error(
+        err,
+        403,
+        "AccessDenied",
+        "MultiFactorAuthentication failed, must provide both MFA serial number and one time pass code.",
+    )
     # The device was not charged for it: its next code works.
     assert_session_token_response(
         sts.get_session_token(SerialNumber=u.serial, TokenCode=totp_code(u.seed, u.step + 1))
@@ -411,6 +418,7 @@ def test_delete_user_with_assigned_device(root_iam_client):
     err = expect_client_error(root_iam_client.delete_user, UserName=u.name)
     assert_error(err, 409, "DeleteConflict", "Cannot delete entity, must delete MFA device first.")
     root_iam_client.deactivate_mfa_device(UserName=u.name, SerialNumber=u.serial)
+    root_iam_client.detach_user_policy(UserName=u.name, PolicyArn=SELF_SERVICE_POLICY)
     root_iam_client.delete_user(UserName=u.name)
     err = expect_client_error(root_iam_client.get_user, UserName=u.name)
     assert_error(err, 404, "NoSuchEntity", f"The user with name {u.name} cannot be found.")
@@ -436,7 +444,7 @@ def test_user_enrols_own_device(root_iam_client, iam_for, sts_for, account):
     )
     assert_error(
         err, 403, "AccessDenied",
-        iam_denied_message(account, f"/{name}", "EnableMFADevice", f"arn:aws:iam::{account}:user/{other}"),
+        iam_denied_message(account, f"/{name}", "EnableMFADevice", f"user {other}"),
     )
     iam.enable_mfa_device(
         UserName=name, SerialNumber=dev["SerialNumber"],
@@ -446,7 +454,12 @@ def test_user_enrols_own_device(root_iam_client, iam_for, sts_for, account):
     resp = sts_for(creds).get_session_token(SerialNumber=dev["SerialNumber"], TokenCode=totp_code(seed, n + 1))
     assert iam_for(Creds.from_sts(resp["Credentials"])).get_user()["User"] == user
 
-    iam.deactivate_mfa_device(SerialNumber=dev["SerialNumber"])
+    # Once the device is enabled, the long-term key alone cannot remove it (stsd's stricter rule: a stolen
+    # key must not disable MFA); the MFA session can.
+    err = expect_client_error(iam.deactivate_mfa_device, SerialNumber=dev["SerialNumber"])
+    assert err.response["Error"]["Code"] == "AccessDenied"
+    miam = iam_for(Creds.from_sts(resp["Credentials"]))
+    miam.deactivate_mfa_device(SerialNumber=dev["SerialNumber"])
     assert iam.list_mfa_devices()["MFADevices"] == []
     iam.delete_virtual_mfa_device(SerialNumber=dev["SerialNumber"])
     assert dev["SerialNumber"] not in serials(all_virtual_devices(root_iam_client))

@@ -25,6 +25,7 @@ Every wait is a poll with a deadline; every loop is bounded in time and count.
 """
 
 import datetime
+import json
 import os
 import threading
 import time
@@ -241,6 +242,29 @@ def test_multinode_access_key_changes_reach_every_node(cluster):
     assert_propagated(found, PROPAGATION_BOUND, active, inactive, "UpdateAccessKey Active on A")
 
 
+def test_multinode_policy_changes_reach_every_node(cluster):
+    """A policy written on A is enforced on B and C within the bound (their policy caches last at most 5 s);
+    removing it likewise."""
+    A, B, C = cluster["A"], cluster["B"], cluster["C"]
+    iam_a = A.client("iam")
+    name, user, ukey = create_iam_user(iam_a, self_service=False)
+    clients = {n.name: n.client("iam", ukey) for n in (B, C)}
+    probes = {f"node {k}": (lambda c=c: call(c.list_users)) for k, c in clients.items()}
+    for k, c in clients.items():
+        r = call(c.list_users, label=f"no policy on {k}")
+        assert not r.ok and r.code == "AccessDenied", r.brief()  # now cached as "no policies" on B and C
+    doc = '{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "iam:ListUsers", "Resource": "*"}]}'
+    iam_a.put_user_policy(UserName=name, PolicyName="list", PolicyDocument=doc)
+    t_ack = time.time()
+    denied = lambda r: (not r.ok and r.code == "AccessDenied") or pytest.fail(r.brief())  # noqa: E731
+    found = wait_for_each(probes, t_ack, lambda r: r.ok, PROPAGATION_BOUND)
+    assert_propagated(found, PROPAGATION_BOUND, assert_ok, denied, "PutUserPolicy on A")
+    iam_a.delete_user_policy(UserName=name, PolicyName="list")
+    t_ack = time.time()
+    found = wait_for_each(probes, t_ack, lambda r: not r.ok, PROPAGATION_BOUND)
+    assert_propagated(found, PROPAGATION_BOUND, denied, assert_ok, "DeleteUserPolicy on A")
+
+
 # ---------------------------------------------------------------- 3. MFA replay
 
 
@@ -276,6 +300,62 @@ def test_multinode_mfa_code_accepted_once_across_nodes(cluster):
     for n in cluster:
         r = call(n.client("sts", creds).get_caller_identity, label=f"MFA session on {n.name}")
         assert r.ok and identity(r)[0] == u.user["Arn"], r.brief()
+
+
+def test_multinode_assume_role_mfa_code_accepted_once_across_nodes(cluster):
+    """AssumeRole with SerialNumber/TokenCode uses GetSessionToken's verification: one code, one role session,
+    over every node; and the role session (a version-2 token) opens on every node."""
+    A, B, C = cluster["A"], cluster["B"], cluster["C"]
+    iam = A.client("iam")
+    u = create_mfa_user(iam)
+    role = unique_name("role")
+    arn = iam.create_role(
+        RoleName=role,
+        AssumeRolePolicyDocument=json.dumps(
+            {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": u.user["Arn"]},
+                        "Action": "sts:AssumeRole",
+                        "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "true"}},
+                    }
+                ],
+            }
+        ),
+    )["Role"]["Arn"]
+    code = totp_code(u.seed, u.step + 1)
+    per_node = 10
+    clients = [B.client("sts", u.creds) for _ in range(per_node)] + [C.client("sts", u.creds) for _ in range(per_node)]
+    barrier = threading.Barrier(len(clients))
+    results = [None] * len(clients)
+
+    def send(i):
+        barrier.wait(30)
+        results[i] = call(
+            clients[i].assume_role,
+            RoleArn=arn,
+            RoleSessionName=f"s{i}",
+            SerialNumber=u.serial,
+            TokenCode=code,
+            label=f"#{i}",
+        )
+
+    threads = [threading.Thread(target=send, args=(i,), daemon=True) for i in range(len(clients))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    wins = [r for r in results if r.ok]
+    assert len(wins) == 1, f"the same MFA code was accepted {len(wins)} times:\n  {summary(wins)}"
+    for r in results:
+        if not r.ok:
+            assert_refused(r, 403, "AccessDenied", MSG_MFA_INVALID_CODE)
+    creds = session_creds(wins[0].value)
+    for n in cluster:
+        r = call(n.client("sts", creds).get_caller_identity, label=f"role session on {n.name}")
+        assert r.ok and ":assumed-role/" in identity(r)[0], r.brief()
 
 
 # ---------------------------------------------------------------- 4. key rotation
@@ -405,7 +485,7 @@ def test_multinode_session_revocation_and_user_deletion(cluster):
         refused(call(c.get_caller_identity, label=f"revoked {who} session on {node}"))
 
     # Deleting a user (keys first) ends its sessions on every node within the same bound.
-    name2, user2, key2 = create_iam_user(iam_a)
+    name2, user2, key2 = create_iam_user(iam_a, self_service=False)
     s2 = session_creds(C.client("sts", key2).get_session_token())
     c2 = {n.name: n.client("sts", s2) for n in nodes}
     for k, c in c2.items():
