@@ -2,7 +2,7 @@
 # stsd's reproducible load benchmark (see bench/README.md).
 #
 #   bench/run.sh [--quick] [--postgres URL]     load benchmark: stsd, stsd-ceiling and moto_server
-#   bench/run.sh --micro [--quick]              criterion micro-benchmarks (cargo bench -p stsd-loadgen)
+#   bench/run.sh --micro [--quick]              criterion micro-benchmarks (stsd-loadgen's and the policy engine's)
 #   bench/run.sh --scale [N] [--quick] [--scale-tmpfs] [--scale-seconds S]
 #                                               scale run: GetSessionToken with N bulk-loaded users
 #
@@ -71,11 +71,13 @@ fi
 
 # ------------------------------------------------------------------------------------------------ micro
 if [ "$mode" = micro ]; then
-  log "criterion micro-benchmarks (cargo bench -p stsd-loadgen)"
+  log "criterion micro-benchmarks (cargo bench -p stsd-policy, then -p stsd-loadgen)"
   cd "$repo"
   if [ "$quick" = 1 ]; then
+    cargo bench -p stsd-policy --bench policy -- --warm-up-time 1 --measurement-time 2
     exec cargo bench -p stsd-loadgen --bench micro -- --warm-up-time 1 --measurement-time 2
   fi
+  cargo bench -p stsd-policy --bench policy
   exec cargo bench -p stsd-loadgen --bench micro
 fi
 
@@ -145,6 +147,9 @@ stsd_startup_ms=""
 start_stsd() {
   local name="$1" dir="$2" t0
   stsd_port="$("$loadgen" free-port)"
+  # The authorizer workload's API (bench/loadgen/src/request.rs: AUTHZ_HOST, AUTHZ_PATH).
+  printf '[authz]\ntrusted_proxies = ["127.0.0.1/32"]\n[[authz.api]]\nid = "orders"\nstage = "prod"\nhosts = ["orders.internal"]\n' >"$tmp/stsd.toml"
+  export STSD_CONFIG="$tmp/stsd.toml"
   t0="$(date +%s%N)"
   if [ -n "$postgres" ]; then
     # Several nodes share a PostgreSQL store, so stsd wants the master key given explicitly.
@@ -276,7 +281,7 @@ if [[ "$skip" != *" ceiling "* ]]; then
   ceiling_creds="$tmp/creds-stsd"
   if [ ! -f "$ceiling_creds" ]; then
     # Same-sized fake credentials (the ceiling checks nothing).
-    printf 'user AKIAEXAMPLEKEYID0001 %s\nsession ASIAEXAMPLEKEYID0001 %s %s\n' "$root_secret" "$root_secret" \
+    printf 'user AKIAEXAMPLEKEYID0001 %s\nsession ASIAEXAMPLEKEYID0001 %s %s\nrole arn:aws:iam::123456789012:role/bench-role\n' "$root_secret" "$root_secret" \
       "$(head -c 300 /dev/urandom | base64 -w0 | tr '+/' '-_' | tr -d '=')" >"$tmp/creds-fake"
     ceiling_creds="$tmp/creds-fake"
   fi
@@ -307,9 +312,23 @@ one_run() {
     --out "$results"
 }
 
-for w in gst gci-session gci-longterm; do
+# has_role CREDS: the setup could create the assume-role workload's role on that target.
+has_role() { grep -q '^role ' "$1" 2>/dev/null; }
+
+for w in gst gci-session gci-longterm assume-role authz; do
   for r in $(seq 1 "$runs"); do
     log "$w, turn $r of $runs (connections $conns, ${duration} s per run)"
+    if [ "$w" = assume-role ]; then
+      [ -n "$stsd_pid" ] && has_role "$tmp/creds-stsd" && one_run stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
+      [ -n "$cpid" ] && has_role "$ceiling_creds" && one_run ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
+      [ -n "$mpid" ] && has_role "$tmp/creds-moto" && one_run moto "$moto_port" "$mpid" "$tmp/creds-moto" "$w" "$r"
+      continue
+    fi
+    if [ "$w" = authz ]; then  # moto has no authorizer endpoint
+      [ -n "$stsd_pid" ] && one_run stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
+      [ -n "$cpid" ] && one_run ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
+      continue
+    fi
     [ -n "$stsd_pid" ] && one_run stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
     [ -n "$cpid" ] && one_run ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
     [ -n "$mpid" ] && one_run moto "$moto_port" "$mpid" "$tmp/creds-moto" "$w" "$r"

@@ -69,6 +69,7 @@ fn claims() -> SessionClaims {
         issued_at: NOW,
         expires_at: NOW + 43_200,
         mfa: None,
+        ext: Default::default(),
     }
 }
 

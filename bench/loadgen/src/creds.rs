@@ -36,6 +36,8 @@ pub struct CredsFile {
     pub session: Option<Creds>,
     /// Users with MFA devices (workload d).
     pub mfa: Vec<MfaUser>,
+    /// The ARN of a role that trusts `user` (workload e).
+    pub role: Option<String>,
 }
 
 impl CredsFile {
@@ -55,6 +57,9 @@ impl CredsFile {
                 s.secret_access_key,
                 s.session_token.as_deref().unwrap_or("-")
             ));
+        }
+        if let Some(r) = &self.role {
+            out.push_str(&format!("role {r}\n"));
         }
         for m in &self.mfa {
             out.push_str(&format!(
@@ -85,6 +90,7 @@ impl CredsFile {
             match (fields[0], fields.len()) {
                 ("user", 3) => f.user = Some(creds(None)),
                 ("session", 4) => f.session = Some(creds(Some(fields[3]))),
+                ("role", 2) => f.role = Some(fields[1].to_owned()),
                 ("mfa", 6) => f.mfa.push(MfaUser {
                     creds: creds(None),
                     serial: fields[3].to_owned(),
@@ -150,9 +156,11 @@ mod tests {
                 seed: "ABCDEF".into(),
                 last_step: 42,
             }],
+            role: Some("arn:aws:iam::123456789012:role/bench-role".into()),
         };
         let g = CredsFile::parse(&f.to_text()).expect("parses");
         assert_eq!(g.to_text(), f.to_text());
+        assert_eq!(g.role, f.role);
         assert!(CredsFile::parse("mfa a b").is_err());
         assert!(CredsFile::parse("what a b").is_err());
     }

@@ -30,15 +30,22 @@ pub enum Workload {
     GciLongterm,
     /// (d) GetSessionToken with MFA, a fresh code per request, across many devices.
     GstMfa,
+    /// (e) AssumeRole with an IAM user's long-term key, no MFA (a role trusting the user by ARN).
+    AssumeRole,
+    /// (f) The authorizer: a signed GET checked by `/_stsd/authorize` (nginx `auth_request` shape),
+    /// session credentials, allowed by an identity policy.
+    Authz,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 4] = [
+    pub const ALL: [Workload; 6] = [
         Workload::Gst,
         Workload::GciSession,
         Workload::GciLongterm,
         Workload::GstMfa,
+        Workload::AssumeRole,
+        Workload::Authz,
     ];
 
     /// The short name used on the command line and in result files.
@@ -48,6 +55,8 @@ impl Workload {
             Workload::GciSession => "gci-session",
             Workload::GciLongterm => "gci-longterm",
             Workload::GstMfa => "gst-mfa",
+            Workload::AssumeRole => "assume-role",
+            Workload::Authz => "authz",
         }
     }
 
@@ -58,6 +67,8 @@ impl Workload {
             Workload::GciSession => "(b) GetCallerIdentity, session credentials",
             Workload::GciLongterm => "(c) GetCallerIdentity, long-term key",
             Workload::GstMfa => "(d) GetSessionToken with MFA",
+            Workload::AssumeRole => "(e) AssumeRole, IAM user, no MFA",
+            Workload::Authz => "(f) authorizer check (/_stsd/authorize), session credentials",
         }
     }
 
@@ -69,14 +80,15 @@ impl Workload {
     fn action(self) -> &'static str {
         match self {
             Workload::Gst | Workload::GstMfa => "GetSessionToken",
-            Workload::GciSession | Workload::GciLongterm => "GetCallerIdentity",
+            Workload::GciSession | Workload::GciLongterm | Workload::Authz => "GetCallerIdentity",
+            Workload::AssumeRole => "AssumeRole",
         }
     }
 
     fn creds(self, file: &CredsFile) -> anyhow::Result<Creds> {
         let c = match self {
-            Workload::Gst | Workload::GciLongterm => file.user.clone(),
-            Workload::GciSession => file.session.clone(),
+            Workload::Gst | Workload::GciLongterm | Workload::AssumeRole => file.user.clone(),
+            Workload::GciSession | Workload::Authz => file.session.clone(),
             Workload::GstMfa => None,
         };
         c.with_context(|| format!("the credentials file has none for {}", self.key()))
@@ -222,7 +234,20 @@ pub async fn run_replay(
         bail!("gst-mfa is not replayable");
     }
     let creds = workload.creds(file)?;
-    let body = form_body(&[("Action", workload.action()), ("Version", STS_VERSION)]);
+    let body = if workload == Workload::AssumeRole {
+        let role = file
+            .role
+            .as_deref()
+            .context("the credentials file has no role for assume-role")?;
+        form_body(&[
+            ("Action", workload.action()),
+            ("Version", STS_VERSION),
+            ("RoleArn", role),
+            ("RoleSessionName", "bench"),
+        ])
+    } else {
+        form_body(&[("Action", workload.action()), ("Version", STS_VERSION)])
+    };
     let conns = connect_all(plan).await?;
     let now = now_unix();
     let start = Instant::now();
@@ -230,7 +255,11 @@ pub async fn run_replay(
     let deadline = measure_from + plan.duration;
     let mut tasks = Vec::with_capacity(conns.len());
     for conn in conns {
-        let signed = sign(&plan.target.host, &creds, "sts", body.clone(), now)?;
+        let signed = if workload == Workload::Authz {
+            crate::request::sign_authz(&creds, now)?
+        } else {
+            sign(&plan.target.host, &creds, "sts", body.clone(), now)?
+        };
         let cap = plan.max_requests_per_conn;
         tasks.push(tokio::spawn(replay_loop(
             conn,

@@ -133,10 +133,62 @@ pub fn sign(
     })
 }
 
+/// The host name of the benchmark's API (`[[authz.api]]` in the benchmark's configuration).
+pub const AUTHZ_HOST: &str = "orders.internal";
+/// The path of the request the authorizer checks.
+pub const AUTHZ_PATH: &str = "/orders/42";
+
+/// A GET of [`AUTHZ_PATH`] on [`AUTHZ_HOST`] signed for `execute-api` (as `awscurl` signs it), presented to
+/// `/_stsd/authorize` the way nginx's `auth_request` forwards it (`X-Original-Method`, `X-Original-URI`,
+/// `Host $http_host`).
+///
+/// # Errors
+/// A header value that HTTP cannot carry.
+pub fn sign_authz(creds: &Creds, unix_time: i64) -> anyhow::Result<Signed> {
+    let signing_headers = [("Host", AUTHZ_HOST)];
+    let added = stsd_sigv4::sign_headers(&stsd_sigv4::SignParams {
+        method: "GET",
+        path: AUTHZ_PATH,
+        query: "",
+        headers: &signing_headers,
+        body: b"",
+        access_key_id: &creds.access_key_id,
+        secret_access_key: &creds.secret_access_key,
+        security_token: creds.session_token.as_deref(),
+        region: crate::REGION,
+        service: "execute-api",
+        unix_time,
+    });
+    let mut headers = HeaderMap::with_capacity(10);
+    headers.insert(http::header::HOST, HeaderValue::from_static(AUTHZ_HOST));
+    for (name, v) in &added {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| anyhow::anyhow!("header name {name:?}: {e}"))?;
+        headers.insert(name, value(v)?);
+    }
+    headers.insert(
+        http::header::USER_AGENT,
+        HeaderValue::from_static("awscurl/0.44 stsd-loadgen"),
+    );
+    headers.insert("x-original-method", HeaderValue::from_static("GET"));
+    headers.insert("x-original-uri", HeaderValue::from_static(AUTHZ_PATH));
+    headers.insert("x-forwarded-for", HeaderValue::from_static("127.0.0.1"));
+    let wire = serialise_line(b"GET /_stsd/authorize HTTP/1.1\r\n", &headers, b"");
+    Ok(Signed {
+        headers,
+        body: Bytes::new(),
+        wire,
+    })
+}
+
 /// `POST / HTTP/1.1`, the headers and the body, as one buffer.
 fn serialise(headers: &HeaderMap, body: &[u8]) -> Bytes {
+    serialise_line(b"POST / HTTP/1.1\r\n", headers, body)
+}
+
+fn serialise_line(line: &[u8], headers: &HeaderMap, body: &[u8]) -> Bytes {
     let mut out = Vec::with_capacity(1024 + body.len());
-    out.extend_from_slice(b"POST / HTTP/1.1\r\n");
+    out.extend_from_slice(line);
     for (name, v) in headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");

@@ -167,6 +167,9 @@ pub async fn mfa_user(
     })
 }
 
+/// The benchmark user's policy for the authorizer workload.
+pub const BENCH_API_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:orders/prod/GET/orders/*"}]}"#;
+
 /// Creates the fixtures: `bench-user` with a key and session credentials, and `mfa_devices` users
 /// `bench-mfa-N` with enabled devices (over `parallel` connections).
 ///
@@ -180,7 +183,22 @@ pub async fn fixtures(
 ) -> anyhow::Result<CredsFile> {
     let mut conn = Conn::connect(target.addr).await?;
     let user = user_with_key(&mut conn, target, root, "bench-user").await?;
+    // The authorizer workload's permission (execute-api:Invoke on the benchmark API).
+    call(
+        &mut conn,
+        target,
+        root,
+        "iam",
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", "bench-user"),
+            ("PolicyName", "bench-api"),
+            ("PolicyDocument", BENCH_API_POLICY),
+        ],
+    )
+    .await?;
     let session = session(&mut conn, target, &user).await?;
+    let role = bench_role(&mut conn, target, root, &user).await;
     let parallel = parallel.clamp(1, 32);
     let mut tasks = Vec::new();
     for worker in 0..parallel {
@@ -203,5 +221,44 @@ pub async fn fixtures(
         user: Some(user),
         session: Some(session),
         mfa,
+        role,
     })
+}
+
+/// Creates `bench-role`, trusting `bench-user` by ARN; `None` (with a warning) when the target has no
+/// roles, so the other workloads still run.
+async fn bench_role(
+    conn: &mut Conn,
+    target: &Target,
+    root: &Creds,
+    user: &Creds,
+) -> Option<String> {
+    let made = async {
+        let xml = call(conn, target, user, "sts", &[("Action", "GetCallerIdentity")]).await?;
+        let user_arn = field(&xml, "Arn")?;
+        let trust = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{user_arn}"}},"Action":"sts:AssumeRole"}}]}}"#
+        );
+        let xml = call(
+            conn,
+            target,
+            root,
+            "iam",
+            &[
+                ("Action", "CreateRole"),
+                ("RoleName", "bench-role"),
+                ("AssumeRolePolicyDocument", &trust),
+            ],
+        )
+        .await?;
+        field(&xml, "Arn")
+    }
+    .await;
+    match made {
+        Ok(arn) => Some(arn),
+        Err(e) => {
+            eprintln!("stsd-loadgen: no role for the assume-role workload: {e:#}");
+            None
+        }
+    }
 }
