@@ -532,6 +532,27 @@ pub async fn serve(
     }
 }
 
+/// Serves one connection over any byte stream with the listener's HTTP settings and request handling
+/// (no connection limits, no idle timeout): the way in of the in-process fuzz harness ([`crate::fuzz`]).
+/// Unlike the listener it supports half-closed connections, so that a client may send everything, close
+/// its side and still read every answer.
+///
+/// # Errors
+/// What hyper reports for the connection (malformed heads are answered first, as on a socket).
+pub async fn serve_stream<S>(io: S, state: Arc<AppState>, peer: SocketAddr) -> hyper::Result<()>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| serve_request(Arc::clone(&state), req, peer, false));
+    http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .keep_alive(true)
+        .half_close(true)
+        .serve_connection(TokioIo::new(io), svc)
+        .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ pub mod authz;
 pub mod cli;
 pub mod config;
 pub mod errors;
+pub mod fuzz;
 pub mod handler;
 pub mod http;
 pub mod iam;

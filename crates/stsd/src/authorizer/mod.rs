@@ -11,6 +11,7 @@
 
 pub mod answer;
 pub mod config;
+pub mod fuzz;
 pub mod original;
 
 use crate::auth::{self, Caller, Payload};
