@@ -11,7 +11,7 @@
 #
 # Knobs (environment): STSD_BENCH_DURATION (seconds per run; default 10, --quick 3), STSD_BENCH_RUNS (3),
 # STSD_BENCH_CONNS (1,64), STSD_BENCH_MFA_DEVICES (200), STSD_BENCH_SKIP (space-separated targets to
-# skip: moto ceiling stsd mfa), STSD_BENCH_WORKERS (serving threads of stsd and the ceiling; default: one
+# skip: moto ceiling stsd mfa nginx), STSD_BENCH_WORKERS (serving threads of stsd and the ceiling; default: one
 # per core), STSD_BENCH_KEEP_TMP=1 (keep the temporary directory with the server logs),
 # STSD_LOG (server log filter; default: the server's default, info), STSD_BENCH_SOURCE (what to call the
 # measured source in the report; default: the git commit).
@@ -305,6 +305,56 @@ if [[ "$skip" != *" moto "* ]]; then
   STSD_ROOT_ACCESS_KEY_ID=AKIAEXAMPLEROOT00001 "$loadgen" setup --endpoint "127.0.0.1:$moto_port" --out "$tmp/creds-moto"
 fi
 
+# nginx end to end (issue 16): the README's nginx snippet (auth_request to stsd) in front of a static upstream,
+# beside nginx alone proxying to the same upstream, both sent the same signed GET (workload authz-proxy).
+npid="" nginx_port="" nginx_alone_port=""
+if [ -n "$stsd_pid" ] && [[ "$skip" != *" nginx "* ]]; then
+  if ! command -v nginx >/dev/null 2>&1; then
+    log "nginx is not installed: the end-to-end authorizer workload is skipped (apt-get install nginx-light)"
+  else
+    nginx_port="$("$loadgen" free-port)"
+    nginx_alone_port="$("$loadgen" free-port)"
+    upstream_port="$("$loadgen" free-port)"
+    mkdir -p "$tmp/nginx"
+    snippet="$(awk '/^```nginx$/{f=1; next} f && /^```$/{exit} f' "$repo/README.md" \
+      | sed -e "s/listen 8080;/listen 127.0.0.1:$nginx_port;/" \
+            -e "s#http://127.0.0.1:8754#http://127.0.0.1:$stsd_port#" \
+            -e "s#http://127.0.0.1:9000#http://127.0.0.1:$upstream_port#")"
+    cat >"$tmp/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+daemon off;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    # The upstream: a static answer.
+    server {
+        listen 127.0.0.1:$upstream_port;
+        location / { default_type text/plain; return 200 "ok\n"; }
+    }
+    # nginx alone in front of the upstream.
+    server {
+        listen 127.0.0.1:$nginx_alone_port;
+        location / { proxy_pass http://127.0.0.1:$upstream_port; }
+    }
+    # README.md's snippet ("Protect your own API with stsd"), ports substituted.
+$snippet
+}
+NGINX
+    nginx -c "$tmp/nginx/nginx.conf" -p "$tmp/nginx" >"$tmp/nginx/nginx.log" 2>&1 &
+    npid=$!
+    pids+=("$npid")
+    "$loadgen" wait-ready --endpoint "127.0.0.1:$nginx_alone_port" --since-ns "$(date +%s%N)" --any-status --path / >/dev/null
+    meta "nginx" "$(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto, README.md's snippet (auth_request to stsd, no upstream keep-alive) vs a plain proxy_pass; the upstream is a static return 200 in the same nginx"
+  fi
+fi
+
 # one_run NAME PORT PID CREDS WORKLOAD RUN: one run of one workload at each connection count.
 one_run() {
   "$loadgen" run --endpoint "127.0.0.1:$2" --target "$1" --creds "$4" --workload "$5" \
@@ -315,8 +365,15 @@ one_run() {
 # has_role CREDS: the setup could create the assume-role workload's role on that target.
 has_role() { grep -q '^role ' "$1" 2>/dev/null; }
 
-for w in gst gci-session gci-longterm assume-role authz; do
+for w in gst gci-session gci-longterm assume-role authz authz-proxy; do
   for r in $(seq 1 "$runs"); do
+    if [ "$w" = authz-proxy ]; then  # nginx + stsd, then nginx alone; the same signed GET
+      [ -n "$npid" ] || continue
+      log "$w, turn $r of $runs (connections $conns, ${duration} s per run)"
+      one_run nginx+stsd "$nginx_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
+      one_run nginx "$nginx_alone_port" "$npid" "$tmp/creds-stsd" "$w" "$r"
+      continue
+    fi
     log "$w, turn $r of $runs (connections $conns, ${duration} s per run)"
     if [ "$w" = assume-role ]; then
       [ -n "$stsd_pid" ] && has_role "$tmp/creds-stsd" && one_run stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
@@ -336,6 +393,7 @@ for w in gst gci-session gci-longterm assume-role authz; do
 done
 [ -n "$cpid" ] && stop "$cpid"
 [ -n "$mpid" ] && stop "$mpid"
+[ -n "$npid" ] && stop "$npid"
 
 if [ -n "$stsd_pid" ]; then
   if [ "$mfa_n" -gt 0 ]; then

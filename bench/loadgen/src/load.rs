@@ -35,17 +35,21 @@ pub enum Workload {
     /// (f) The authorizer: a signed GET checked by `/_stsd/authorize` (nginx `auth_request` shape),
     /// session credentials, allowed by an identity policy.
     Authz,
+    /// (g) The same signed GET sent to a reverse proxy as a client sends it (`GET /orders/42`), session
+    /// credentials: nginx `auth_request` → stsd → upstream, or nginx alone in front of the same upstream.
+    AuthzProxy,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 7] = [
         Workload::Gst,
         Workload::GciSession,
         Workload::GciLongterm,
         Workload::GstMfa,
         Workload::AssumeRole,
         Workload::Authz,
+        Workload::AuthzProxy,
     ];
 
     /// The short name used on the command line and in result files.
@@ -57,6 +61,7 @@ impl Workload {
             Workload::GstMfa => "gst-mfa",
             Workload::AssumeRole => "assume-role",
             Workload::Authz => "authz",
+            Workload::AuthzProxy => "authz-proxy",
         }
     }
 
@@ -69,6 +74,9 @@ impl Workload {
             Workload::GstMfa => "(d) GetSessionToken with MFA",
             Workload::AssumeRole => "(e) AssumeRole, IAM user, no MFA",
             Workload::Authz => "(f) authorizer check (/_stsd/authorize), session credentials",
+            Workload::AuthzProxy => {
+                "(g) signed GET through nginx to an upstream, session credentials"
+            }
         }
     }
 
@@ -80,7 +88,10 @@ impl Workload {
     fn action(self) -> &'static str {
         match self {
             Workload::Gst | Workload::GstMfa => "GetSessionToken",
-            Workload::GciSession | Workload::GciLongterm | Workload::Authz => "GetCallerIdentity",
+            Workload::GciSession
+            | Workload::GciLongterm
+            | Workload::Authz
+            | Workload::AuthzProxy => "GetCallerIdentity",
             Workload::AssumeRole => "AssumeRole",
         }
     }
@@ -88,7 +99,7 @@ impl Workload {
     fn creds(self, file: &CredsFile) -> anyhow::Result<Creds> {
         let c = match self {
             Workload::Gst | Workload::GciLongterm | Workload::AssumeRole => file.user.clone(),
-            Workload::GciSession | Workload::Authz => file.session.clone(),
+            Workload::GciSession | Workload::Authz | Workload::AuthzProxy => file.session.clone(),
             Workload::GstMfa => None,
         };
         c.with_context(|| format!("the credentials file has none for {}", self.key()))
@@ -257,6 +268,8 @@ pub async fn run_replay(
     for conn in conns {
         let signed = if workload == Workload::Authz {
             crate::request::sign_authz(&creds, now)?
+        } else if workload == Workload::AuthzProxy {
+            crate::request::sign_authz_proxied(&creds, now)?
         } else {
             sign(&plan.target.host, &creds, "sts", body.clone(), now)?
         };

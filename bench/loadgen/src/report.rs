@@ -216,6 +216,11 @@ pub fn summarise(lines: &[RunLine]) -> BTreeMap<Key, Summary> {
         .collect()
 }
 
+/// The target name of nginx alone in front of the benchmark's static upstream (`bench/run.sh`).
+pub const PROXY_ALONE: &str = "nginx";
+/// The target name of nginx with `auth_request` to stsd in front of the same upstream.
+pub const PROXY_WITH_STSD: &str = "nginx+stsd";
+
 fn workload_label(key: &str) -> String {
     Workload::from_key(key).map_or_else(|| key.to_owned(), |w| w.label().to_owned())
 }
@@ -328,7 +333,9 @@ pub fn markdown(title: &str, lines: &[RunLine], meta: &Meta) -> String {
         "stsd" => 0,
         "moto" => 1,
         "ceiling" => 2,
-        _ => 3,
+        PROXY_ALONE => 3,
+        PROXY_WITH_STSD => 4,
+        _ => 5,
     };
     targets.sort_by_key(|t| (order(t), t.clone()));
     targets.dedup();
@@ -413,6 +420,47 @@ pub fn markdown(title: &str, lines: &[RunLine], meta: &Meta) -> String {
                     ratio(s, ce).0
                 );
             }
+        }
+        md.push('\n');
+    }
+
+    // End to end through a reverse proxy: the cost of the authorizer check as a user sees it.
+    if has(PROXY_ALONE) && has(PROXY_WITH_STSD) {
+        let w = Workload::AuthzProxy.key();
+        let _ = writeln!(
+            md,
+            "## Through nginx (signed GET of the same upstream; what the authorizer check costs)\n"
+        );
+        let _ = writeln!(
+            md,
+            "| conns | nginx alone req/s | nginx + stsd req/s | with/without, medians | with/without, run by run (median) | p50 ms (alone / with) | p99 ms (alone / with) |"
+        );
+        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---|---|");
+        let mut conns: Vec<usize> = sums
+            .keys()
+            .filter(|k| k.0 == PROXY_WITH_STSD && k.1 == w)
+            .map(|k| k.2)
+            .collect();
+        conns.sort_unstable();
+        for c in conns {
+            let (a, s) = (get(PROXY_ALONE, w, c), get(PROXY_WITH_STSD, w, c));
+            let cell = |x: Option<&Summary>| x.map_or_else(|| "–".to_owned(), rps_cell);
+            let ms = |x: Option<&Summary>, f: fn(&Summary) -> f64| {
+                x.map_or_else(|| "–".to_owned(), |s| format!("{:.3}", f(s)))
+            };
+            let paired = paired_ratio(lines, PROXY_WITH_STSD, PROXY_ALONE, w, c)
+                .map_or_else(|| "–".to_owned(), |r| format!("{r:.2}"));
+            let _ = writeln!(
+                md,
+                "| {c} | {} | {} | {} | {paired} | {} / {} | {} / {} |",
+                cell(a),
+                cell(s),
+                ratio(s, a).0,
+                ms(a, |s| s.p50_ms),
+                ms(s, |s| s.p50_ms),
+                ms(a, |s| s.p99_ms),
+                ms(s, |s| s.p99_ms),
+            );
         }
         md.push('\n');
     }

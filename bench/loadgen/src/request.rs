@@ -145,6 +145,36 @@ pub const AUTHZ_PATH: &str = "/orders/42";
 /// # Errors
 /// A header value that HTTP cannot carry.
 pub fn sign_authz(creds: &Creds, unix_time: i64) -> anyhow::Result<Signed> {
+    let mut headers = signed_authz_headers(creds, unix_time)?;
+    headers.insert("x-original-method", HeaderValue::from_static("GET"));
+    headers.insert("x-original-uri", HeaderValue::from_static(AUTHZ_PATH));
+    headers.insert("x-forwarded-for", HeaderValue::from_static("127.0.0.1"));
+    let wire = serialise_line(b"GET /_stsd/authorize HTTP/1.1\r\n", &headers, b"");
+    Ok(Signed {
+        headers,
+        body: Bytes::new(),
+        wire,
+    })
+}
+
+/// The same signed GET as [`sign_authz`], as a client sends it to a reverse proxy in front of the API:
+/// `GET /orders/42` with `Host: orders.internal`.
+///
+/// # Errors
+/// A header value that HTTP cannot carry.
+pub fn sign_authz_proxied(creds: &Creds, unix_time: i64) -> anyhow::Result<Signed> {
+    let headers = signed_authz_headers(creds, unix_time)?;
+    let line = format!("GET {AUTHZ_PATH} HTTP/1.1\r\n");
+    let wire = serialise_line(line.as_bytes(), &headers, b"");
+    Ok(Signed {
+        headers,
+        body: Bytes::new(),
+        wire,
+    })
+}
+
+/// `Host`, the SigV4 headers (service `execute-api`) and awscurl's user agent for the GET of [`AUTHZ_PATH`].
+fn signed_authz_headers(creds: &Creds, unix_time: i64) -> anyhow::Result<HeaderMap> {
     let signing_headers = [("Host", AUTHZ_HOST)];
     let added = stsd_sigv4::sign_headers(&stsd_sigv4::SignParams {
         method: "GET",
@@ -170,15 +200,7 @@ pub fn sign_authz(creds: &Creds, unix_time: i64) -> anyhow::Result<Signed> {
         http::header::USER_AGENT,
         HeaderValue::from_static("awscurl/0.44 stsd-loadgen"),
     );
-    headers.insert("x-original-method", HeaderValue::from_static("GET"));
-    headers.insert("x-original-uri", HeaderValue::from_static(AUTHZ_PATH));
-    headers.insert("x-forwarded-for", HeaderValue::from_static("127.0.0.1"));
-    let wire = serialise_line(b"GET /_stsd/authorize HTTP/1.1\r\n", &headers, b"");
-    Ok(Signed {
-        headers,
-        body: Bytes::new(),
-        wire,
-    })
+    Ok(headers)
 }
 
 /// `POST / HTTP/1.1`, the headers and the body, as one buffer.
