@@ -11,14 +11,15 @@
 #
 # Knobs (environment): STSD_BENCH_DURATION (seconds per run; default 10, --quick 3), STSD_BENCH_RUNS (3),
 # STSD_BENCH_CONNS (1,64), STSD_BENCH_MFA_DEVICES (200), STSD_BENCH_SKIP (space-separated targets to
-# skip: moto ceiling stsd mfa nginx), STSD_BENCH_WORKERS (serving threads of stsd and the ceiling; default: one
+# skip: moto ceiling stsd mfa nginx), STSD_BENCH_ONLY (space-separated workloads to measure, e.g. "authz authz-proxy";
+# default: all), STSD_BENCH_WORKERS (serving threads of stsd and the ceiling; default: one
 # per core), STSD_BENCH_KEEP_TMP=1 (keep the temporary directory with the server logs),
 # STSD_LOG (server log filter; default: the server's default, info), STSD_BENCH_SOURCE (what to call the
 # measured source in the report; default: the git commit).
 set -euo pipefail
 
 usage() {
-  sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -318,7 +319,7 @@ if [ -n "$stsd_pid" ] && [[ "$skip" != *" nginx "* ]]; then
     mkdir -p "$tmp/nginx"
     snippet="$(awk '/^```nginx$/{f=1; next} f && /^```$/{exit} f' "$repo/README.md" \
       | sed -e "s/listen 8080;/listen 127.0.0.1:$nginx_port;/" \
-            -e "s#http://127.0.0.1:8754#http://127.0.0.1:$stsd_port#" \
+            -e "s#127.0.0.1:8754#127.0.0.1:$stsd_port#" \
             -e "s#http://127.0.0.1:9000#http://127.0.0.1:$upstream_port#")"
     cat >"$tmp/nginx/nginx.conf" <<NGINX
 worker_processes auto;
@@ -351,7 +352,7 @@ NGINX
     npid=$!
     pids+=("$npid")
     "$loadgen" wait-ready --endpoint "127.0.0.1:$nginx_alone_port" --since-ns "$(date +%s%N)" --any-status --path / >/dev/null
-    meta "nginx" "$(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto, README.md's snippet (auth_request to stsd, no upstream keep-alive) vs a plain proxy_pass; the upstream is a static return 200 in the same nginx"
+    meta "nginx" "$(nginx -v 2>&1 | sed 's/^nginx version: //'), worker_processes auto, README.md's snippet (auth_request to stsd over kept-alive connections; the API upstream without keep-alive) vs a plain proxy_pass; the upstream is a static return 200 in the same nginx"
   fi
 fi
 
@@ -366,6 +367,7 @@ one_run() {
 has_role() { grep -q '^role ' "$1" 2>/dev/null; }
 
 for w in gst gci-session gci-longterm assume-role authz authz-proxy; do
+  [ -z "${STSD_BENCH_ONLY:-}" ] || [[ " $STSD_BENCH_ONLY " == *" $w "* ]] || continue
   for r in $(seq 1 "$runs"); do
     if [ "$w" = authz-proxy ]; then  # nginx + stsd, then nginx alone; the same signed GET
       [ -n "$npid" ] || continue
