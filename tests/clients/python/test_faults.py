@@ -24,13 +24,13 @@ STSD_TEST_DATABASE_URL and STSD_TEST_PG_DIR (scripts/pg-temp), like the multi-no
 """
 
 import contextlib
-import ctypes
 import os
 import pathlib
 import pwd
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import threading
 import time
 
@@ -112,8 +112,7 @@ def summary(results, n=8):
 
 class Ledger:
     """Writes sent during a fault and what came back: acknowledged ones must be there afterwards, refused ones
-    (503) must not (a refused write was rolled back), unless `uncertain` (the connection died around a commit,
-    so the outcome is unknown to stsd too; then only atomicity is checked)."""
+    (503) must not (a refused write was rolled back)."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -153,8 +152,8 @@ class Ledger:
         return [r for r in self.results if not r.ok]
 
 
-def check_ledger(iam, keeper, ledger, uncertain=False):
-    """Everything acknowledged is there; everything refused is not (unless `uncertain`); the keeper's key
+def check_ledger(iam, keeper, ledger):
+    """Everything acknowledged is there; everything refused is not; the keeper's key
     counter matches its keys (it can get exactly as many more as the quota of two leaves)."""
     names = set()
     for page in iam.get_paginator("list_users").paginate():
@@ -165,10 +164,9 @@ def check_ledger(iam, keeper, ledger, uncertain=False):
     lost = [p for p in ledger.policies_ok if p not in policies]
     assert not lost, f"acknowledged policies lost: {lost}"
     keys = iam.list_access_keys(UserName=keeper)["AccessKeyMetadata"]
-    if not uncertain:
-        ghosts = [n for n in ledger.users_refused if n in names] + [p for p in ledger.policies_refused if p in policies]
-        assert not ghosts, f"writes answered 503 were committed anyway: {ghosts}"
-        assert len(keys) == 1 + ledger.keys_ok, f"keeper has {len(keys)} keys, 1 + {ledger.keys_ok} acknowledged"
+    ghosts = [n for n in ledger.users_refused if n in names] + [p for p in ledger.policies_refused if p in policies]
+    assert not ghosts, f"writes answered 503 were committed anyway: {ghosts}"
+    assert len(keys) == 1 + ledger.keys_ok, f"keeper has {len(keys)} keys, 1 + {ledger.keys_ok} acknowledged"
     # The quota (a conditional update of key_count) agrees with the rows: fill up to two, the next is refused.
     for _ in range(2 - len(keys)):
         iam.create_access_key(UserName=keeper)
@@ -433,3 +431,278 @@ def test_sqlite_slow_disk(tmp_path):
         finally:
             s.stop()
         sqlite_checks(data / "stsd.db")
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def pg_counter_checks(db_url):
+    for q in COUNTER_CHECKS:
+        assert psql(db_url, q) == "", q
+
+
+def pg_index_check(db_url):
+    """amcheck's B-tree checks (with every heap tuple looked up in its index) on stsd's tables: the
+    PostgreSQL counterpart of SQLite's integrity_check. Returns how many indexes were checked."""
+    psql(db_url, "CREATE EXTENSION IF NOT EXISTS amcheck")
+    n = psql(
+        db_url,
+        "SELECT COUNT(bt_index_check(c.oid, true)) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_am am ON am.oid = c.relam WHERE am.amname = 'btree' AND c.relnamespace = 'public'::regnamespace",
+    )
+    assert int(n) > 0, n
+    return int(n)
+
+
+def pg_server(tmp_path, db_url, name="data"):
+    from multinode_support import write_master_key
+
+    key = write_master_key(tmp_path / f"{name}.key")
+    return PrivateServer(tmp_path / name, "--database-url", db_url, "--master-key-file", str(key))
+
+
+def test_postgres_disk_full(tmp_path):
+    """A database whose default tablespace is a tiny tmpfs, filled after start. PostgreSQL writes a row into
+    free space of an existing page without needing the disk (its WAL is elsewhere), so some writes still
+    succeed; those that need a new page get 53100 (disk full) and must answer 503."""
+    require_root()
+    from multinode_support import postgres_url, with_database
+
+    server_url = postgres_url()
+    suffix = unique_name("f").replace("-", "_")
+    ts, db = f"stsd_ts_{suffix}", f"stsd_full_{suffix}"
+    # The tablespace must be reachable by the postgres user: not under pytest's private (0700) tmp_path.
+    base = pathlib.Path(tempfile.mkdtemp(prefix="stsd-tablespace-"))
+    os.chmod(base, 0o711)
+    try:
+        postgres_disk_full(tmp_path, server_url, base, ts, db)
+    finally:
+        for d in (base / "ts", base):
+            with contextlib.suppress(OSError):
+                d.rmdir()
+
+
+def postgres_disk_full(tmp_path, server_url, base, ts, db):
+    from multinode_support import with_database
+
+    with tmpfs(base / "ts", "40m", owner="postgres") as mnt:
+        psql(server_url, f"CREATE TABLESPACE {ts} LOCATION '{mnt}'")
+        psql(server_url, f"CREATE DATABASE {db} TABLESPACE {ts}")
+        db_url = with_database(server_url, db)
+        s = pg_server(tmp_path, db_url).start()
+        try:
+            keeper, session = setup_keeper(s)
+            iam = s.client("iam")
+            filled = fill(mnt)
+            ledger = Ledger()
+            for i in range(100):
+                ledger.writes(iam, keeper.name, "full", i)
+                if len(ledger.failures()) >= 12:
+                    break
+            reads = check_reads(s, keeper, session)
+            refused = ledger.failures()
+            print(f"PostgreSQL disk full (filler {filled // 1024} KiB): {len(ledger.results)} writes, "
+                  f"{len(ledger.results) - len(refused)} fitted in existing pages, {len(refused)} refused with 503, "
+                  f"slowest {max(r.elapsed for r in ledger.results):.3f}s; {len(reads)} reads OK")
+            assert len(refused) >= 12, f"a full tablespace took every write:\n  {summary(ledger.results)}"
+            for r in refused:
+                assert_unavailable(r)
+            os.unlink(mnt / "filler")
+            took = writes_recover(iam, "full")
+            print(f"writes recovered {took:.2f}s after freeing space, no restart")
+            check_ledger(iam, keeper.name, ledger)
+        finally:
+            s.stop()
+            try:
+                pg_counter_checks(db_url)
+                print(f"amcheck: {pg_index_check(db_url)} indexes ok")
+            finally:
+                psql(server_url, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+                psql(server_url, f"DROP TABLESPACE IF EXISTS {ts}")
+
+
+def stsd_backends(server_url, db):
+    out = psql(server_url, f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()")
+    return [int(p) for p in out.split()]
+
+
+def test_postgres_unreachable_mid_transaction(cluster_one):
+    """Writers run (CreateUser, then CreateAccessKey for it: a row and a counter in one transaction) while
+    PostgreSQL ends every stsd connection three times (pg_terminate_backend) and then one backend is killed
+    with SIGKILL, which makes PostgreSQL end all sessions and recover (crash restart). Requests in flight
+    answer 503 (never 500) within the bound, stsd recovers by itself, nothing acknowledged is lost, and
+    nothing is half-written (counters match rows)."""
+    c = cluster_one
+    node = c["A"]
+    tag = unique_name("midtx")
+    acked_users, acked_keys = [], []
+    lock = threading.Lock()
+
+    def writer(w):
+        state = {}
+
+        def step(i):
+            if not state:
+                state["iam"] = node.client("iam")
+            name = f"{tag}-{w}-{i}"
+            r = call(state["iam"].create_user, UserName=name, label=f"CreateUser {name}")
+            out = [r]
+            if r.ok:
+                with lock:
+                    acked_users.append(name)
+                k = call(state["iam"].create_access_key, UserName=name, label=f"CreateAccessKey {name}")
+                out.append(k)
+                if k.ok:
+                    with lock:
+                        acked_keys.append((name, k.value["AccessKey"]["AccessKeyId"]))
+            return out
+
+        return step
+
+    session = Creds.from_sts(node.client("sts").get_session_token()["Credentials"])
+    loops = [LoadLoop(f"w{w}", writer(w), max_seconds=40, max_iterations=5000).start() for w in range(4)]
+    reads = LoadLoop("reads", lambda i: [call(node.client("sts", session).get_caller_identity, label="session read")],
+                     max_seconds=40, max_iterations=5000, pause=0.1).start()
+    deadline = time.time() + 15
+    while time.time() < deadline and not all(sum(1 for r in lp.results[:] if r.ok) >= 3 for lp in loops):
+        time.sleep(0.05)
+    t_fault0 = time.time()
+    terminated = 0
+    for _ in range(3):
+        terminated += int(psql(c.server_url, f"SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                             f"WHERE datname = '{c.db_name}' AND pid <> pg_backend_pid()") or 0)
+        time.sleep(0.7)
+    pids = stsd_backends(c.server_url, c.db_name)
+    assert pids, "stsd has no PostgreSQL connection to kill"
+    os.kill(pids[0], signal.SIGKILL)
+    t_fault1 = time.time()
+    # Keep the load on until every writer has succeeded a few times after the crash restart (at most 20 s).
+    deadline = time.time() + 20
+    while time.time() < deadline and not all(sum(1 for r in lp.results[:] if r.ok and r.t0 > t_fault1) >= 3 for lp in loops):
+        time.sleep(0.1)
+    w = [r for lp in loops for r in lp.stop()]
+    rd = reads.stop()
+    failed = [r for r in w if not r.ok]
+    kinds = {}
+    for r in failed:
+        kinds[(r.status, r.code)] = kinds.get((r.status, r.code), 0) + 1
+    print(f"PostgreSQL mid-transaction: {terminated} sessions terminated, backend {pids[0]} killed; {len(w)} writes, "
+          f"{len(failed)} failed {kinds}, slowest {max(r.elapsed for r in w):.2f}s; in flight during the faults: "
+          f"{sum(1 for r in w if r.t1 >= t_fault0 and r.t0 <= t_fault1)}; {len(rd)} session reads, "
+          f"slowest {max(r.elapsed for r in rd):.2f}s")
+    assert failed, "no request met the fault"
+    for r in failed:
+        assert_unavailable(r)
+    after = [r for r in w if r.t0 > t_fault1 + 2]
+    assert after and all(r.ok for r in after[-8:]), f"writes did not recover:\n  {summary([r for r in after if not r.ok])}"
+    bad_reads = [r for r in rd if not r.ok or r.elapsed > FAULT_BOUND]
+    assert not bad_reads, f"session reads failed or were slow:\n  {summary(bad_reads)}"
+    iam = node.client("iam")
+    names = set()
+    for page in iam.get_paginator("list_users").paginate():
+        names.update(u["UserName"] for u in page["Users"])
+    lost = [n for n in acked_users if n not in names]
+    assert not lost, f"acknowledged users lost: {lost}"
+    for name, key in acked_keys:
+        keys = [k["AccessKeyId"] for k in iam.list_access_keys(UserName=name)["AccessKeyMetadata"]]
+        assert key in keys, f"acknowledged key {key} of {name} lost"
+    pg_counter_checks(c.db_url)
+    print(f"{len(acked_users)} users and {len(acked_keys)} keys acknowledged, all present; amcheck: "
+          f"{pg_index_check(c.db_url)} indexes ok")
+
+
+def postgres_processes(pg_dir):
+    """The postmaster (from postmaster.pid) and its children."""
+    with open(os.path.join(pg_dir, "data", "postmaster.pid")) as f:
+        master = int(f.readline())
+    pids = [master]
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == master:
+                pids.append(int(p))
+    return pids
+
+
+def test_postgres_slow_commits(cluster_one):
+    """Every PostgreSQL process is stopped (SIGSTOP) for STALL seconds, as if each commit's fsync took that
+    long: writes in flight wait and complete (or answer 503 when no connection comes within the pool's 2 s)
+    within STALL + FAULT_BOUND, session reads do not need the database, nothing acknowledged is lost."""
+    pg_dir = os.environ.get(PG_DIR_ENV)
+    if not pg_dir:
+        pytest.skip(f"{PG_DIR_ENV} is not set: stopping the PostgreSQL server needs the scripts/pg-temp directory")
+    c = cluster_one
+    node = c["A"]
+    tag = unique_name("stall")
+    acked = []
+
+    def writer(w):
+        state = {}
+
+        def step(i):
+            if not state:
+                state["iam"] = node.client("iam")
+            name = f"{tag}-{w}-{i}"
+            r = call(state["iam"].create_user, UserName=name, label=f"CreateUser {name}")
+            if r.ok:
+                acked.append(name)
+            return [r]
+
+        return step
+
+    session = Creds.from_sts(node.client("sts").get_session_token()["Credentials"])
+    loops = [LoadLoop(f"w{w}", writer(w), max_seconds=30, max_iterations=5000).start() for w in range(3)]
+    reads = LoadLoop("reads", lambda i: [call(node.client("sts", session).get_caller_identity, label="session read")],
+                     max_seconds=30, max_iterations=5000, pause=0.1).start()
+    deadline = time.time() + 15
+    while time.time() < deadline and not all(sum(1 for r in lp.results[:] if r.ok) >= 3 for lp in loops):
+        time.sleep(0.05)
+    pids = postgres_processes(pg_dir)
+    stopped = []
+    try:
+        for p in pids:
+            os.kill(p, signal.SIGSTOP)
+            stopped.append(p)
+        t_stop = time.time()
+        time.sleep(STALL)
+    finally:
+        for p in stopped:
+            os.kill(p, signal.SIGCONT)
+    t_cont = time.time()
+    time.sleep(2.0)
+    w = [r for lp in loops for r in lp.stop()]
+    rd = reads.stop()
+    stalled = [r for r in w if r.t0 < t_cont and r.t1 > t_stop + 0.5]
+    failed = [r for r in w if not r.ok]
+    print(f"PostgreSQL stalled {t_cont - t_stop:.1f}s ({len(pids)} processes stopped): {len(w)} writes, "
+          f"{len(stalled)} held up, {len(failed)} refused, slowest {max(r.elapsed for r in w):.2f}s; "
+          f"{len(rd)} session reads, slowest {max(r.elapsed for r in rd):.2f}s")
+    assert stalled, "no write was held up by the stall"
+    bad = [r for r in failed if (r.status, r.code) != (503, "ServiceUnavailable")]
+    assert not bad, f"writes failed otherwise than 503:\n  {summary(bad)}"
+    slow = [r for r in w if r.elapsed > STALL + FAULT_BOUND]
+    assert not slow, f"writes took longer than {STALL + FAULT_BOUND}s:\n  {summary(slow)}"
+    after = [r for r in w if r.t0 > t_cont + 0.5]
+    assert after and all(r.ok for r in after), f"writes after the stall failed:\n  {summary([r for r in after if not r.ok])}"
+    bad_reads = [r for r in rd if not r.ok or r.elapsed > FAULT_BOUND]
+    assert not bad_reads, f"session reads failed or were slow:\n  {summary(bad_reads)}"
+    names = set()
+    for page in node.client("iam").get_paginator("list_users").paginate():
+        names.update(u["UserName"] for u in page["Users"])
+    lost = [n for n in acked if n not in names]
+    assert not lost, f"acknowledged users lost: {lost}"
+    pg_counter_checks(c.db_url)
+
+
+@pytest.fixture
+def cluster_one(tmp_path):
+    c = Cluster(tmp_path, names=("A",))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
