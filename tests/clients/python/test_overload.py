@@ -26,7 +26,7 @@ import time
 
 import pytest
 
-from multinode_support import call
+from multinode_support import Result, call
 from stsd_support import PrivateServer, signed_post
 
 FLOOD = int(os.environ.get("STSD_OVERLOAD_CONNECTIONS", "10000"))
@@ -43,8 +43,9 @@ LEGIT_BOUND = 5.0
 # a small fraction of a server's memory. 48 KiB per connection on top of the resting process is generous.
 PER_CONNECTION_KIB = 48
 # The server cuts idle connections after 5 s and the flooder reopens them at once, so the number the server
-# holds oscillates just under FLOOD (the reopened ones are in flight): it must reach 90 % of it.
-HELD = 0.9
+# holds comes in waves (sampled peaks of 8,300-9,900 of 10,000 in our runs): it must reach 70 % of it, well
+# above the default cap of 4096 (at that cap it stays at 4,113: the rest waits in the accept queue).
+HELD = 0.7
 HEAD = b"POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nX-Slow: "
 
 
@@ -141,17 +142,16 @@ def legit_round(s, sts, i):
         call(sts.get_caller_identity, label=f"GetCallerIdentity (keep-alive) #{i}"),
         call(sts.get_session_token, DurationSeconds=900, label=f"GetSessionToken (keep-alive) #{i}"),
     ]
+    label = f"GetCallerIdentity (new connection) #{i}"
     t0 = time.time()
     try:
         raw = signed_post(s.endpoint, {"Action": "GetCallerIdentity", "Version": "2011-06-15"}, s.root)
-        r = call(lambda: raw)
-        r.t0 = t0
-        r.label = f"GetCallerIdentity (new connection) #{i}"
-        if raw.status != 200:
-            r.code, r.status = "HTTP", raw.status
+        if raw.status == 200:
+            r = Result(t0, time.time(), value=raw, label=label)
+        else:
+            r = Result(t0, time.time(), status=raw.status, code=f"HTTP {raw.status}", message=raw.body[:200], label=label)
     except Exception as e:  # noqa: BLE001 - an outcome to count
-        r = call(lambda: (_ for _ in ()).throw(e))
-        r.t0, r.label = t0, f"GetCallerIdentity (new connection) #{i}"
+        r = Result(t0, time.time(), exc=f"{type(e).__name__}: {e}", label=label)
     out.append(r)
     return out
 
@@ -181,7 +181,7 @@ def test_overload_10000_connections_and_slowloris(tmp_path):
             peak_fds = max(peak_fds, open_fds(pid))
             if peak_fds >= base_fds + HELD * FLOOD:
                 break
-            time.sleep(0.2)
+            time.sleep(0.05)
         t_held = time.time()
         results = []
         i = 0
@@ -222,11 +222,17 @@ def test_overload_10000_connections_and_slowloris(tmp_path):
           f"{after_fds} after")
     print(f"legitimate requests: {len(ok)}/{len(results)} answered ({rate:.2%}), latency p50 {p50 * 1000:.0f} ms, "
           f"p99 {p99 * 1000:.0f} ms, slowest {slowest:.2f}s")
+    for kind in ("(keep-alive)", "(new connection)"):
+        of_kind = sorted(r.elapsed for r in results if kind in r.label)
+        print(f"  {kind[1:-1]}: {len(of_kind)} requests, p50 {of_kind[len(of_kind) // 2] * 1000:.0f} ms, "
+              f"max {of_kind[-1]:.2f}s")
     print(f"peak RSS (VmHWM): {base_rss // 1024} MiB before, {flood_rss // 1024} MiB under the flood, "
           f"{final_rss // 1024} MiB resident after it; slowloris connections cut after "
           f"{cut[0] if cut else 0:.1f}-{cut[-1] if cut else 0:.1f}s ({len(cut)} cut)")
 
     failed = [r for r in results if not r.ok]
+    for r in failed[:5]:
+        print(f"  failed: {r.brief()}")
     assert rate >= MIN_SUCCESS, f"only {rate:.2%} of legitimate requests succeeded:\n  " + "\n  ".join(
         r.brief() for r in failed[:10])
     assert slowest <= LEGIT_BOUND, f"a legitimate request took {slowest:.2f}s"
