@@ -61,7 +61,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// True when the database is unreachable or overloaded (answer 503, retry later).
+    /// True when the database is unreachable, overloaded, out of space or read-only: the request may
+    /// succeed later without anyone changing it (answer 503, retry later). Nothing was written.
     pub fn is_unavailable(&self) -> bool {
         match self {
             StoreError::Db(
@@ -72,18 +73,61 @@ impl StoreError {
                 | sqlx::Error::Protocol(_)
                 | sqlx::Error::WorkerCrashed,
             ) => true,
-            // PostgreSQL: connection exceptions (08), shutting down or restarting (57P01-57P03),
-            // insufficient resources (53). SQLite: busy or locked beyond the busy timeout (5, 6).
-            StoreError::Db(sqlx::Error::Database(d)) => d.code().is_some_and(|c| {
-                c.starts_with("08")
-                    || c.starts_with("57P")
-                    || c.starts_with("53")
-                    || c == "5"
-                    || c == "6"
-            }),
+            StoreError::Db(sqlx::Error::Database(d)) => {
+                let Some(code) = d.code() else {
+                    return false;
+                };
+                if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                    sqlite_code_unavailable(&code)
+                } else {
+                    postgres_state_unavailable(&code)
+                }
+            }
             _ => false,
         }
     }
+}
+
+/// SQLite result codes (extended codes carry the primary code in their low byte) that mean "not now":
+/// busy or locked beyond the busy timeout (5, 6), read-only file or file system (8), I/O error (10, e.g. a
+/// failing or vanished disk), database or disk full (13), a file (WAL, shared memory) that cannot be
+/// opened (14), out of memory (7). Not corruption (11) or a file that is not a database (26): those need
+/// an operator, so they stay 500.
+pub fn sqlite_code_unavailable(code: &str) -> bool {
+    code.parse::<u32>()
+        .is_ok_and(|c| matches!(c & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14))
+}
+
+/// PostgreSQL SQLSTATEs that mean "not now": connection exceptions (class 08), insufficient resources
+/// (class 53, including 53100 disk full), operator intervention such as shutting down or restarting
+/// (57P01-57P03), system errors outside PostgreSQL such as an I/O error (class 58), and a read-only
+/// transaction (25006: a standby, or `default_transaction_read_only` during a fail-over).
+pub fn postgres_state_unavailable(state: &str) -> bool {
+    state.starts_with("08")
+        || state.starts_with("53")
+        || state.starts_with("57P")
+        || state.starts_with("58")
+        || state == "25006"
+}
+
+/// Whether a SQLite connection may go back to the pool. When a disk is full (or an I/O error occurs),
+/// SQLite rolls the transaction back by itself, so the ROLLBACK that sqlx queues when the failed
+/// transaction is dropped fails ("no transaction is active") and sqlx still counts the connection as inside
+/// a transaction: its next `BEGIN` would be a `SAVEPOINT`, whose "commit" (`RELEASE`) can answer success
+/// while the transaction stays open, holding the write lock (every other writer then waits for the busy
+/// timeout) and never becoming durable. Such a connection is closed instead (closing rolls back whatever
+/// it holds); the pool opens a fresh one. The common case (no transaction left) costs nothing.
+async fn release_sqlite(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Connection;
+    if conn.is_in_transaction() {
+        // A rollback queued by a dropped transaction runs before the ping answers.
+        conn.ping().await?;
+    }
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
@@ -240,12 +284,14 @@ impl Store {
             // connection is a local file handle, and the check would cost two extra thread hops per query.
             .test_before_acquire(dialect == Dialect::Postgres);
         if dialect == Dialect::Sqlite {
-            pool_opts = pool_opts.after_connect(|conn, _meta| {
-                Box::pin(async move {
-                    sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
-                    Ok(())
+            pool_opts = pool_opts
+                .after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        sqlx::raw_sql(SQLITE_PRAGMAS).execute(conn).await?;
+                        Ok(())
+                    })
                 })
-            });
+                .after_release(|conn, _meta| Box::pin(release_sqlite(conn)));
         }
         let pool = pool_opts.connect(url).await?;
         let steps = (dialect == Dialect::Sqlite).then(|| steps::StepBatcher::start(pool.clone()));
@@ -818,4 +864,221 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
         .step_by(2)
         .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
         .collect()
+}
+
+#[cfg(test)]
+mod unavailable_tests {
+    //! Which database failures mean "retry later" (503), checked on real SQLite errors where SQLite can
+    //! produce them on demand, and on the codes themselves.
+    use super::*;
+
+    async fn sqlite_pool(url: &str) -> AnyPool {
+        sqlx::any::install_default_drivers();
+        AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .expect("open SQLite")
+    }
+
+    fn temp_db(tag: &str) -> std::path::PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        std::env::temp_dir().join(format!("stsd-{tag}-{}-{nanos}.db", std::process::id()))
+    }
+
+    fn remove_db(path: &std::path::Path) {
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_full_sqlite_database_is_unavailable() {
+        // max_page_count makes SQLite answer SQLITE_FULL (13) exactly as a full disk does.
+        let pool = sqlite_pool("sqlite::memory:").await;
+        sqlx::raw_sql("CREATE TABLE t (v TEXT); PRAGMA max_page_count = 8;")
+            .execute(&pool)
+            .await
+            .expect("set up");
+        let mut failure = None;
+        for _ in 0..1000 {
+            if let Err(e) = sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                .bind("x".repeat(1000))
+                .execute(&pool)
+                .await
+            {
+                failure = Some(e);
+                break;
+            }
+        }
+        let e = StoreError::from(failure.expect("the 8-page database never filled up"));
+        let StoreError::Db(sqlx::Error::Database(d)) = &e else {
+            panic!("not a database error: {e:?}");
+        };
+        assert_eq!(d.code().as_deref(), Some("13"), "{e}");
+        assert!(e.is_unavailable(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_read_only_sqlite_database_is_unavailable() {
+        let path = temp_db("ro");
+        let rw = sqlite_pool(&format!("sqlite://{}?mode=rwc", path.display())).await;
+        sqlx::raw_sql("CREATE TABLE t (v TEXT)")
+            .execute(&rw)
+            .await
+            .expect("create");
+        rw.close().await;
+        let ro = sqlite_pool(&format!("sqlite://{}?mode=ro", path.display())).await;
+        let read: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&ro)
+            .await;
+        let write = sqlx::query("INSERT INTO t (v) VALUES ('x')")
+            .execute(&ro)
+            .await;
+        ro.close().await;
+        remove_db(&path);
+        assert!(read.is_ok(), "reads work on a read-only database: {read:?}");
+        let e = StoreError::from(write.expect_err("a read-only database took a write"));
+        let StoreError::Db(sqlx::Error::Database(d)) = &e else {
+            panic!("not a database error: {e:?}");
+        };
+        assert_eq!(
+            d.code().map(|c| c.parse::<u32>().map(|c| c & 0xff)),
+            Some(Ok(8)),
+            "{e}"
+        );
+        assert!(e.is_unavailable(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_connection_left_in_a_failed_transaction_is_not_reused() {
+        use sqlx::Connection;
+        let path = temp_db("release");
+        let master = SealingKey::from_bytes(SealingKey::generate_bytes().as_ref()).expect("key");
+        let opts = OpenOptions {
+            max_connections: 1,
+            acquire_timeout: Duration::from_secs(2),
+        };
+        let store = Store::open_sqlite(&path, master, &opts)
+            .await
+            .expect("open store");
+        sqlx::raw_sql("CREATE TABLE filler (v TEXT)")
+            .execute(&store.pool)
+            .await
+            .expect("create");
+        // A transaction that fills the database: SQLite answers SQLITE_FULL and rolls the transaction back
+        // by itself (max_page_count is per connection, so only this one is limited).
+        let mut tx = store.pool.begin().await.expect("begin");
+        sqlx::raw_sql("PRAGMA max_page_count = 64")
+            .execute(&mut *tx)
+            .await
+            .expect("limit");
+        let mut full = None;
+        for _ in 0..1000 {
+            if let Err(e) = sqlx::query("INSERT INTO filler (v) VALUES ($1)")
+                .bind("x".repeat(2000))
+                .execute(&mut *tx)
+                .await
+            {
+                full = Some(e);
+                break;
+            }
+        }
+        let full = StoreError::from(full.expect("the database never filled up"));
+        assert!(full.is_unavailable(), "{full}");
+        assert!(
+            tx.commit().await.is_err(),
+            "a transaction SQLite rolled back committed"
+        );
+        // The pool's only connection: it must not still count as being inside that transaction (its next
+        // BEGIN would be a SAVEPOINT whose RELEASE does not commit), and a write through it is durable.
+        let mut conn = store.pool.acquire().await.expect("acquire");
+        assert!(
+            !conn.is_in_transaction(),
+            "the failed transaction's connection was reused"
+        );
+        let mut tx = conn.begin().await.expect("begin");
+        sqlx::query("INSERT INTO filler (v) VALUES ('after')")
+            .execute(&mut *tx)
+            .await
+            .expect("insert after");
+        tx.commit().await.expect("commit after");
+        drop(conn);
+        store.close().await;
+        let reopened = sqlite_pool(&format!("sqlite://{}?mode=ro", path.display())).await;
+        let after: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM filler WHERE v = 'after'")
+            .fetch_one(&reopened)
+            .await
+            .expect("count");
+        reopened.close().await;
+        remove_db(&path);
+        assert_eq!(
+            after, 1,
+            "the write committed after the failure is not in the database"
+        );
+    }
+
+    #[tokio::test]
+    async fn request_errors_are_not_unavailable() {
+        let pool = sqlite_pool("sqlite::memory:").await;
+        sqlx::raw_sql("CREATE TABLE t (v TEXT PRIMARY KEY)")
+            .execute(&pool)
+            .await
+            .expect("set up");
+        sqlx::query("INSERT INTO t (v) VALUES ('a')")
+            .execute(&pool)
+            .await
+            .expect("first insert");
+        let dup = sqlx::query("INSERT INTO t (v) VALUES ('a')")
+            .execute(&pool)
+            .await
+            .expect_err("duplicate accepted");
+        assert!(is_unique_violation(&dup));
+        assert!(!StoreError::from(dup).is_unavailable());
+        let syntax = sqlx::raw_sql("SELEKT 1")
+            .execute(&pool)
+            .await
+            .expect_err("bad SQL accepted");
+        assert!(!StoreError::from(syntax).is_unavailable());
+        assert!(!StoreError::NotFound.is_unavailable());
+        assert!(!StoreError::Mismatch("x".into()).is_unavailable());
+        assert!(StoreError::Db(sqlx::Error::PoolTimedOut).is_unavailable());
+        assert!(
+            StoreError::Db(sqlx::Error::Io(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset
+            )))
+            .is_unavailable()
+        );
+    }
+
+    #[test]
+    fn sqlite_codes() {
+        // primary and extended codes: BUSY_TIMEOUT 773, LOCKED_SHAREDCACHE 262, READONLY_RECOVERY 264,
+        // IOERR_WRITE 778, IOERR_FSYNC 1034, FULL 13, CANTOPEN 14, NOMEM 7
+        for c in [
+            "5", "773", "6", "262", "8", "264", "10", "778", "1034", "13", "14", "7",
+        ] {
+            assert!(sqlite_code_unavailable(c), "{c}");
+        }
+        // CORRUPT 11, NOTADB 26, CONSTRAINT_UNIQUE 2067, ERROR 1, MISMATCH 20, not a number
+        for c in ["11", "26", "2067", "1", "20", "", "x13"] {
+            assert!(!sqlite_code_unavailable(c), "{c}");
+        }
+    }
+
+    #[test]
+    fn postgres_states() {
+        for s in [
+            "08006", "08001", "53100", "53300", "57P01", "57P03", "58030", "25006",
+        ] {
+            assert!(postgres_state_unavailable(s), "{s}");
+        }
+        for s in [
+            "23505", "40001", "42601", "42501", "XX000", "22001", "25P02",
+        ] {
+            assert!(!postgres_state_unavailable(s), "{s}");
+        }
+    }
 }

@@ -31,3 +31,68 @@ pub fn from_store(e: &StoreError) -> ApiError {
         ApiError::internal()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A real "database or disk is full" from SQLite (`max_page_count` gives the same SQLITE_FULL as a full
+    /// file system).
+    async fn sqlite_full_error() -> StoreError {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .expect("open SQLite");
+        sqlx::raw_sql("CREATE TABLE t (v TEXT); PRAGMA max_page_count = 8;")
+            .execute(&pool)
+            .await
+            .expect("set up");
+        for _ in 0..1000 {
+            if let Err(e) = sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                .bind("x".repeat(1000))
+                .execute(&pool)
+                .await
+            {
+                return StoreError::from(e);
+            }
+        }
+        panic!("the 8-page database never filled up");
+    }
+
+    fn assert_unavailable(e: &ApiError) {
+        assert_eq!(
+            (e.status, e.code.as_ref(), e.message.as_str()),
+            (
+                503,
+                "ServiceUnavailable",
+                "The request has failed due to a temporary failure of the server."
+            )
+        );
+        assert_eq!(e.fault(), stsd_proto::error::Fault::Receiver);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_is_service_unavailable() {
+        assert_unavailable(&from_store(&sqlite_full_error().await));
+    }
+
+    #[test]
+    fn unreachable_databases_are_service_unavailable() {
+        assert_unavailable(&from_store(&StoreError::Db(sqlx::Error::PoolTimedOut)));
+        assert_unavailable(&from_store(&StoreError::Db(sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+        ))));
+    }
+
+    #[test]
+    fn other_store_failures_are_internal() {
+        let e = from_store(&StoreError::NotFound);
+        assert_eq!((e.status, e.code.as_ref()), (500, "InternalFailure"));
+        let e = from_store(&StoreError::Db(sqlx::Error::RowNotFound));
+        assert_eq!((e.status, e.code.as_ref()), (500, "InternalFailure"));
+        let e = from_store(&StoreError::LimitExceeded);
+        assert_eq!((e.status, e.code.as_ref()), (409, "LimitExceeded"));
+    }
+}
