@@ -576,9 +576,10 @@ def test_postgres_unreachable_mid_transaction(cluster_one):
     assert pids, "stsd has no PostgreSQL connection to kill"
     os.kill(pids[0], signal.SIGKILL)
     t_fault1 = time.time()
-    # Keep the load on until every writer has succeeded a few times after the crash restart (at most 20 s).
+    # Keep the load on until every writer has succeeded a few times in the window checked below, which
+    # starts 2 s after the crash (at most 20 s).
     deadline = time.time() + 20
-    while time.time() < deadline and not all(sum(1 for r in lp.results[:] if r.ok and r.t0 > t_fault1) >= 3 for lp in loops):
+    while time.time() < deadline and not all(sum(1 for r in lp.results[:] if r.ok and r.t0 > t_fault1 + 2) >= 3 for lp in loops):
         time.sleep(0.1)
     w = [r for lp in loops for r in lp.stop()]
     rd = reads.stop()
@@ -590,7 +591,9 @@ def test_postgres_unreachable_mid_transaction(cluster_one):
           f"{len(failed)} failed {kinds}, slowest {max(r.elapsed for r in w):.2f}s; in flight during the faults: "
           f"{sum(1 for r in w if r.t1 >= t_fault0 and r.t0 <= t_fault1)}; {len(rd)} session reads, "
           f"slowest {max(r.elapsed for r in rd):.2f}s")
-    assert failed, "no request met the fault"
+    # Most runs see a few requests fail (503); requests that were retried on a fresh connection by the pool
+    # may all succeed, so what must hold is that the faults met traffic and every failure was a 503.
+    assert any(r.t1 >= t_fault0 and r.t0 <= t_fault1 for r in w), "no request was in flight during the faults"
     for r in failed:
         assert_unavailable(r)
     after = [r for r in w if r.t0 > t_fault1 + 2]
