@@ -521,6 +521,59 @@ def postgres_disk_full(tmp_path, server_url, base, ts, db):
                 psql(server_url, f"DROP TABLESPACE IF EXISTS {ts}")
 
 
+def writable(url):
+    """`url` with `default_transaction_read_only` off for that session, so the test's own commands run even
+    while the server's default is read-only."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-c%20default_transaction_read_only%3Doff"
+
+
+def test_postgres_read_only(tmp_path):
+    """The database turns read-only under a running stsd, as during a fail-over to a standby or when an
+    operator sets `default_transaction_read_only` (ALTER SYSTEM + reload: existing sessions see it too): every
+    write answers 503 (PostgreSQL's 25006), an MFA code is not used up, reads work; once the database is
+    writable again, writes work without a restart and nothing refused was committed."""
+    from multinode_support import postgres_url, with_database
+
+    server_url = postgres_url()
+    db = f"stsd_ro_{unique_name('r').replace('-', '_')}"
+    psql(server_url, f"CREATE DATABASE {db}")
+    db_url = with_database(server_url, db)
+    s = pg_server(tmp_path, db_url).start()
+    try:
+        keeper, session = setup_keeper(s)
+        iam = s.client("iam")
+        try:
+            psql(writable(server_url), "ALTER SYSTEM SET default_transaction_read_only = on")
+            psql(writable(server_url), "SELECT pg_reload_conf()")
+            time.sleep(1.0)  # every backend reads the new configuration between two commands
+            ledger = Ledger()
+            for i in range(10):
+                ledger.writes(iam, keeper.name, "ro", i)
+            reads = check_reads(s, keeper, session)
+            step = check_refused_mfa(s, keeper)
+            refused = ledger.failures()
+            print(f"PostgreSQL read-only: {len(ledger.results)} writes, {len(refused)} refused with 503, slowest "
+                  f"{max(r.elapsed for r in ledger.results):.3f}s; {len(reads)} reads OK")
+            assert len(refused) == len(ledger.results), f"writes succeeded on a read-only database:\n  {summary(ledger.results)}"
+            for r in refused:
+                assert_unavailable(r)
+        finally:
+            psql(writable(server_url), "ALTER SYSTEM RESET default_transaction_read_only")
+            psql(writable(server_url), "SELECT pg_reload_conf()")
+        took = writes_recover(iam, "ro")
+        print(f"writes recovered {took:.2f}s after the database became writable, no restart")
+        check_accepted_after(s, keeper, step)
+        check_ledger(iam, keeper.name, ledger)
+    finally:
+        s.stop()
+        try:
+            pg_counter_checks(db_url)
+            print(f"amcheck: {pg_index_check(writable(db_url))} indexes ok")
+        finally:
+            psql(server_url, f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+
+
 def stsd_backends(server_url, db):
     out = psql(server_url, f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}' AND pid <> pg_backend_pid()")
     return [int(p) for p in out.split()]
