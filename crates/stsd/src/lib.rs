@@ -19,6 +19,7 @@ pub mod http;
 pub mod iam;
 pub mod limits;
 pub mod metrics;
+pub mod password;
 pub mod qr;
 pub mod remote;
 pub mod setup;
