@@ -17,6 +17,7 @@ mod authorizer_tests;
 mod framing_tests;
 mod hardening_tests;
 mod iam_mfa_tests;
+mod passwords_tests;
 mod restart_tests;
 mod roles_tests;
 mod sdk_tests;
