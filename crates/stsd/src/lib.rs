@@ -13,6 +13,7 @@ pub mod authorizer;
 pub mod authz;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod errors;
 pub mod handler;
 pub mod http;
