@@ -1,0 +1,341 @@
+//! The web console over HTTP (`--console`): security headers, sign-in without revealing what was wrong,
+//! the session cookie's attributes, CSRF refusal, a forced password change, change password and sign-out,
+//! denials with IAM's message, and an audit log without passwords.
+
+use crate::harness::{Opts, Server, TempDir};
+use crate::raw::{Response, send};
+use crate::sign::Creds;
+use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+
+fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
+    let conf = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            &creds.id,
+            &creds.secret,
+            creds.token.clone(),
+            None,
+            "stsd-it",
+        ))
+        .http_client(crate::sdk::http_client())
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_iam::Client::from_conf(conf)
+}
+
+fn get(server: &Server, cookie: Option<&str>) -> Response {
+    let headers: Vec<(String, String)> = cookie
+        .map(|c| vec![("Cookie".to_owned(), format!("stsd-console={c}"))])
+        .unwrap_or_default();
+    send(server.addr, "GET", "/console/", &headers, b"")
+}
+
+fn post(server: &Server, path: &str, cookie: Option<&str>, form: &str) -> Response {
+    let mut headers = vec![(
+        "Content-Type".to_owned(),
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    if let Some(c) = cookie {
+        headers.push(("Cookie".to_owned(), format!("stsd-console={c}")));
+    }
+    send(server.addr, "POST", path, &headers, form.as_bytes())
+}
+
+/// The session cookie a response sets.
+fn set_cookie(r: &Response) -> String {
+    let h = r.header("set-cookie").expect("a Set-Cookie header");
+    let v = h.strip_prefix("stsd-console=").expect("the console cookie");
+    v.split(';').next().unwrap().to_owned()
+}
+
+fn csrf(r: &Response) -> String {
+    let at = r.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    r.body[at..].split('"').next().unwrap().to_owned()
+}
+
+fn sign_in(server: &Server, user: &str, password: &str) -> Response {
+    post(
+        server,
+        "/console/signin",
+        None,
+        &format!("account={}&user={user}&password={password}", server.account),
+    )
+}
+
+#[tokio::test]
+async fn console_sign_in_cookies_csrf_and_change_password() {
+    // Off unless asked for.
+    let plain = Server::start();
+    assert!(!get(&plain, None).body.contains("Sign in"));
+
+    let audit_dir = TempDir::new("console-audit");
+    let audit = audit_dir.data_dir().with_file_name("audit.log");
+    let audit_arg = audit.display().to_string();
+    let mut server = Server::start_with(Opts::args(&["--console", "--audit-log", &audit_arg]));
+    let ep = server.endpoint();
+    let acct = server.account.clone();
+    let root = iam(&ep, &server.root);
+    for name in ["alice", "bob"] {
+        root.create_user().user_name(name).send().await.unwrap();
+        root.create_login_profile()
+            .user_name(name)
+            .password("Correct-Horse-7")
+            .send()
+            .await
+            .unwrap();
+    }
+    root.attach_user_policy()
+        .user_name("alice")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    let key = root
+        .create_access_key()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+
+    // The sign-in page and its headers.
+    let r = get(&server, None);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("<label for=\"password\">Password</label>"));
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+
+    // Failures look the same whatever was wrong, and set no cookie.
+    for (user, password, account) in [
+        ("alice", "Wrong-Horse-7", acct.as_str()),
+        ("nobody", "Correct-Horse-7", acct.as_str()),
+        ("alice", "Correct-Horse-7", "123456789012"),
+    ] {
+        let r = post(
+            &server,
+            "/console/signin",
+            None,
+            &format!("account={account}&user={user}&password={password}"),
+        );
+        assert_eq!(r.status, 401, "{user} {account}");
+        assert!(
+            r.body
+                .contains("Your authentication information is incorrect. Please try again.")
+        );
+        assert!(r.header("set-cookie").is_none());
+    }
+    // A sign-in posted from another site is refused.
+    let r = send(
+        server.addr,
+        "POST",
+        "/console/signin",
+        &[
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("Origin".into(), "https://evil.example".into()),
+        ],
+        format!("account={acct}&user=alice&password=Correct-Horse-7").as_bytes(),
+    );
+    assert_eq!(r.status, 403);
+
+    // Success: a random, HttpOnly, SameSite=Strict cookie (no Secure without TLS).
+    let r = sign_in(&server, "alice", "Correct-Horse-7");
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/console/"));
+    let set = r.header("set-cookie").unwrap();
+    assert!(
+        set.ends_with("; Path=/; HttpOnly; SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set_cookie(&r);
+    assert!(cookie.len() >= 43 && !cookie.contains("alice"));
+    let page = get(&server, Some(&cookie));
+    assert!(
+        page.body.contains("My security credentials"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("arn:aws:iam::{acct}:user/alice"))
+    );
+    assert!(
+        page.body.contains(key.access_key_id()),
+        "keys listed through IAM"
+    );
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    let token = csrf(&page);
+
+    // Forms without the session's CSRF token are refused and change nothing.
+    let change = "old=Correct-Horse-7&new=Battery-Staple-8&confirm=Battery-Staple-8";
+    let r = post(&server, "/console/password", Some(&cookie), change);
+    assert_eq!(r.status, 403);
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&cookie),
+        &format!("csrf=x{token}&{change}"),
+    );
+    assert_eq!(r.status, 403);
+    let r = post(
+        &server,
+        "/console/password",
+        None,
+        &format!("csrf={token}&{change}"),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(sign_in(&server, "alice", "Correct-Horse-7").status, 303);
+
+    // Change password through IAM's ChangePassword: policy violations show IAM's message.
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&cookie),
+        &format!("csrf={token}&old=Correct-Horse-7&new=short&confirm=short"),
+    );
+    assert!(
+        r.body
+            .contains("Password should have a minimum length of 8"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&cookie),
+        &format!("csrf={token}&{change}"),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let new_cookie = set_cookie(&r);
+    assert!(
+        !get(&server, Some(&cookie))
+            .body
+            .contains("My security credentials")
+    );
+    assert_eq!(sign_in(&server, "alice", "Correct-Horse-7").status, 401);
+    assert_eq!(sign_in(&server, "alice", "Battery-Staple-8").status, 303);
+
+    // Sign-out ends the session and clears the cookie.
+    let page = get(&server, Some(&new_cookie));
+    let r = post(
+        &server,
+        "/console/signout",
+        Some(&new_cookie),
+        &format!("csrf={}", csrf(&page)),
+    );
+    assert_eq!(r.status, 303);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert!(get(&server, Some(&new_cookie)).body.contains("Sign in"));
+
+    // Bob has no policies: the page shows IAM's denial; a forced reset asks for a new password first.
+    root.update_login_profile()
+        .user_name("bob")
+        .password_reset_required(true)
+        .send()
+        .await
+        .unwrap();
+    let bob = set_cookie(&sign_in(&server, "bob", "Correct-Horse-7"));
+    let page = get(&server, Some(&bob));
+    assert!(
+        page.body.contains("You must change your password"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Access keys"));
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&bob),
+        &format!(
+            "csrf={}&old=Correct-Horse-7&new=Bobs-New-Pass-1&confirm=Bobs-New-Pass-1",
+            csrf(&page)
+        ),
+    );
+    assert!(
+        r.body.contains(&format!(
+            "User: arn:aws:iam::{acct}:user/bob is not authorized to perform: iam:ChangePassword on resource: user bob because no identity-based policy allows the iam:ChangePassword action"
+        )),
+        "{}",
+        r.body
+    );
+    // The account policy's AllowUsersToChangePassword lets him.
+    root.update_account_password_policy()
+        .allow_users_to_change_password(true)
+        .send()
+        .await
+        .unwrap();
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&bob),
+        &format!(
+            "csrf={}&old=Correct-Horse-7&new=Bobs-New-Pass-1&confirm=Bobs-New-Pass-1",
+            csrf(&page)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let bob = set_cookie(&r);
+    let page = get(&server, Some(&bob));
+    assert!(page.body.contains("My security credentials"));
+    assert!(
+        page.body
+            .contains("is not authorized to perform: iam:ListAccessKeys"),
+        "{}",
+        page.body
+    );
+
+    // Revoking bob's sessions (the admin CLI, as for API sessions) ends his console session too,
+    // within the revocation cache's 5 seconds.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stsd"))
+        .args(["admin", "--data-dir"])
+        .arg(&server.data_dir)
+        .args(["sessions", "revoke", "--user", "bob"])
+        .env_remove("STSD_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while get(&server, Some(&bob))
+        .body
+        .contains("My security credentials")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob's console session survived revocation"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
+    server.stop();
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        text.contains("ConsoleLogin") && text.contains("\"ChangePassword\""),
+        "{text}"
+    );
+    for secret in [
+        "Correct-Horse-7",
+        "Battery-Staple-8",
+        "Bobs-New-Pass-1",
+        &cookie,
+    ] {
+        assert!(!text.contains(secret), "{secret} in the audit log");
+        assert!(
+            !server.stderr().contains(secret),
+            "{secret} in the server log"
+        );
+    }
+}
