@@ -240,6 +240,12 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Response<Full<Bytes
                 "/console/password" if info.stage != Stage::NeedsMfa => {
                     change_password(state, req, c, &info, &form, now).await
                 }
+                "/console/keys" if info.stage == Stage::Ready => {
+                    let csrf = sessions
+                        .get(c, now)
+                        .map_or_else(|| Secret::new(""), |(_, t)| t);
+                    access_key(state, req, &info, &csrf, &form).await
+                }
                 _ => respond(404, page("Not found", ""), None),
             }
         }
@@ -516,6 +522,76 @@ async fn change_password(
     }
 }
 
+/// `/console/keys`: create (the secret is shown once, on this answer only), activate, deactivate, delete.
+async fn access_key(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    csrf: &Secret,
+    form: &Params,
+) -> Response<Full<Bytes>> {
+    let id = form.get("id").unwrap_or_default().to_owned();
+    let action = match form.get("op") {
+        Some("create") => IamAction::CreateAccessKey { user_name: None },
+        Some(op @ ("activate" | "deactivate")) => IamAction::UpdateAccessKey {
+            user_name: None,
+            access_key_id: id,
+            active: op == "activate",
+        },
+        Some("delete") => IamAction::DeleteAccessKey {
+            user_name: None,
+            access_key_id: id,
+        },
+        _ => return home(state, req, info, csrf, Some("Unknown operation.")).await,
+    };
+    // The same validation as the API, then the executor.
+    let params = Params::from_pairs(action.to_params());
+    let result = match IamAction::parse(action.name(), &params) {
+        Ok(a) => run_action(state, req, info, &a).await,
+        Err(e) => Err(e.message),
+    };
+    match result {
+        Err(m) => home(state, req, info, csrf, Some(&m)).await,
+        Ok(IamOutput::NewAccessKey {
+            key,
+            secret_access_key,
+        }) => {
+            let secret = Secret::new(secret_access_key);
+            let body = format!(
+                "<p role=\"status\">This is the only time the secret access key can be viewed. Save it now.</p>\n\
+                 <dl><dt>Access key ID</dt><dd><code>{}</code></dd><dt>Secret access key</dt><dd><code>{}</code></dd></dl>\n\
+                 <p><a href=\"/console/\">Back to My security credentials</a></p>",
+                esc(&key.access_key_id),
+                esc(secret.expose())
+            );
+            respond(200, page("Access key created", &body), None)
+        }
+        Ok(_) => redirect(None),
+    }
+}
+
+fn key_forms(csrf: &Secret, id: &str, active: bool) -> String {
+    let button = |op: &str, label: &str| {
+        format!(
+            "<form method=\"post\" action=\"/console/keys\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <input type=\"hidden\" name=\"id\" value=\"{}\"><input type=\"hidden\" name=\"op\" value=\"{op}\">\
+             <button type=\"submit\">{label}</button></form>",
+            esc(csrf.expose()),
+            esc(id)
+        )
+    };
+    if active {
+        button("deactivate", "Deactivate")
+    } else {
+        // As in AWS's console: a key is deactivated before it can be deleted.
+        format!(
+            "{}{}",
+            button("activate", "Activate"),
+            button("delete", "Delete")
+        )
+    }
+}
+
 fn password_form(csrf: &Secret) -> String {
     format!(
         "<form method=\"post\" action=\"/console/password\">\n<input type=\"hidden\" name=\"csrf\" value=\"{}\">\n\
@@ -651,17 +727,29 @@ async fn home(
             )
             .await
             {
-                Ok(IamOutput::AccessKeys { keys, .. }) if !keys.is_empty() => {
-                    body.push_str("<table><thead><tr><th scope=\"col\">Access key ID</th><th scope=\"col\">Status</th><th scope=\"col\">Created</th></tr></thead><tbody>");
-                    for k in keys {
+                Ok(IamOutput::AccessKeys { keys, .. }) => {
+                    if keys.is_empty() {
+                        body.push_str("<p>No access key.</p>\n");
+                    } else {
+                        body.push_str("<table><thead><tr><th scope=\"col\">Access key ID</th><th scope=\"col\">Status</th><th scope=\"col\">Created</th><th scope=\"col\">Actions</th></tr></thead><tbody>");
+                        for k in &keys {
+                            body.push_str(&format!(
+                                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                esc(&k.access_key_id),
+                                esc(&k.status),
+                                esc(&k.create_date),
+                                key_forms(csrf, &k.access_key_id, k.status == "Active")
+                            ));
+                        }
+                        body.push_str("</tbody></table>\n");
+                    }
+                    if keys.len() < 2 {
                         body.push_str(&format!(
-                            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                            esc(&k.access_key_id),
-                            esc(&k.status),
-                            esc(&k.create_date)
+                            "<form method=\"post\" action=\"/console/keys\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                             <input type=\"hidden\" name=\"op\" value=\"create\"><button type=\"submit\">Create access key</button></form>\n",
+                            esc(csrf.expose())
                         ));
                     }
-                    body.push_str("</tbody></table>\n");
                 }
                 Ok(_) => body.push_str("<p>No access key.</p>\n"),
                 Err(m) => body.push_str(&format!("<p role=\"alert\">{}</p>\n", esc(&m))),

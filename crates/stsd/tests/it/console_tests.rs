@@ -176,6 +176,73 @@ async fn console_sign_in_cookies_csrf_and_change_password() {
     assert_eq!(page.header("cache-control"), Some("no-store"));
     let token = csrf(&page);
 
+    // Access keys: create (the secret shown once), use, deactivate (refused at once), delete.
+    assert!(page.body.contains("Create access key"));
+    let r = post(&server, "/console/keys", Some(&cookie), "op=create");
+    assert_eq!(r.status, 403, "no CSRF token");
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&cookie),
+        &format!("csrf={token}&op=create"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let field = |label: &str| {
+        let prefix = format!("<dt>{label}</dt><dd><code>");
+        let at = r.body.find(&prefix).unwrap() + prefix.len();
+        r.body[at..].split('<').next().unwrap().to_owned()
+    };
+    let new_key = Creds {
+        id: field("Access key ID"),
+        secret: field("Secret access key"),
+        token: None,
+    };
+    assert!(
+        new_key.id.starts_with("AKIA") && new_key.secret.len() == 40,
+        "{}",
+        r.body
+    );
+    let as_alice = iam(&ep, &new_key);
+    assert_eq!(
+        as_alice
+            .get_user()
+            .send()
+            .await
+            .unwrap()
+            .user
+            .unwrap()
+            .user_name(),
+        "alice"
+    );
+    let page = get(&server, Some(&cookie));
+    assert!(page.body.contains(&new_key.id) && !page.body.contains(&new_key.secret));
+    assert!(
+        !page.body.contains("Create access key"),
+        "two keys: no more"
+    );
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&cookie),
+        &format!("csrf={token}&op=deactivate&id={}", new_key.id),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let e = as_alice.get_user().send().await.unwrap_err();
+    assert_eq!(
+        e.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "{e:?}"
+    );
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&cookie),
+        &format!("csrf={token}&op=delete&id={}", new_key.id),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(!get(&server, Some(&cookie)).body.contains(&new_key.id));
+
     // Forms without the session's CSRF token are refused and change nothing.
     let change = "old=Correct-Horse-7&new=Battery-Staple-8&confirm=Battery-Staple-8";
     let r = post(&server, "/console/password", Some(&cookie), change);
