@@ -321,6 +321,34 @@ async fn sign_in(
             None,
         );
     };
+    // Password expiry (the account policy's MaxPasswordAge, IAM users only): a new password is needed
+    // before anything else; with HardExpiry only an administrator can set it.
+    let policy = state.store.password_policy().await.ok().flatten();
+    let expired = principal.user_id.is_some()
+        && policy.is_some_and(|p| {
+            p.max_password_age > 0
+                && now - profile.password_changed_at > p.max_password_age * 86_400
+        });
+    if expired && policy.is_some_and(|p| p.hard_expiry) {
+        audit(
+            state,
+            req,
+            json!({"eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogin",
+            "userIdentity": identity(state, &principal),
+            "errorMessage": "Password expired", "responseElements": {"ConsoleLogin": "Failure"}}),
+        );
+        return respond(
+            403,
+            page(
+                "Sign in",
+                &sign_in_form(
+                    &state.account,
+                    Some("Your password has expired. Ask your administrator to reset it."),
+                ),
+            ),
+            None,
+        );
+    }
     let devices = state
         .store
         .list_mfa_devices(&owner, None, 8)
@@ -328,7 +356,7 @@ async fn sign_in(
         .unwrap_or_default();
     let stage = if !devices.is_empty() {
         Stage::NeedsMfa
-    } else if profile.password_reset_required {
+    } else if profile.password_reset_required || expired {
         Stage::NeedsPasswordChange
     } else {
         Stage::Ready
@@ -389,13 +417,21 @@ async fn mfa(
         )
         .await;
     }
+    let policy = state.store.password_policy().await.ok().flatten();
     let reset = state
         .store
         .login_profile(&owner)
         .await
         .ok()
         .flatten()
-        .is_some_and(|p| p.password_reset_required);
+        .is_some_and(|p| {
+            p.password_reset_required
+                || (info.principal.user_id.is_some()
+                    && policy.is_some_and(|pol| {
+                        pol.max_password_age > 0
+                            && now - p.password_changed_at > pol.max_password_age * 86_400
+                    }))
+        });
     let stage = if reset {
         Stage::NeedsPasswordChange
     } else {

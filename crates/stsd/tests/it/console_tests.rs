@@ -406,3 +406,83 @@ async fn console_sign_in_cookies_csrf_and_change_password() {
         );
     }
 }
+
+#[tokio::test]
+async fn expired_passwords_must_be_changed_or_reset_by_an_administrator() {
+    let dir = TempDir::new("console-expiry");
+    let data = dir.data_dir();
+    let at = |offset_days: i64| {
+        Opts::args(&[
+            "--console",
+            "--clock-offset-seconds",
+            &(offset_days * 86_400).to_string(),
+        ])
+    };
+    let mut server = Server::start_in(&data, &at(0));
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("carol").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("carol")
+        .password("Carol-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    root.update_account_password_policy()
+        .max_password_age(1)
+        .allow_users_to_change_password(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        get(
+            &server,
+            Some(&set_cookie(&sign_in(&server, "carol", "Carol-Pass-1")))
+        )
+        .body
+        .contains("My security credentials")
+    );
+    server.stop();
+
+    // Two days later the password has expired: a new one is needed before anything else.
+    let mut server = Server::start_in(&data, &at(2));
+    let c = set_cookie(&sign_in(&server, "carol", "Carol-Pass-1"));
+    let page = get(&server, Some(&c));
+    assert!(
+        page.body.contains("You must change your password"),
+        "{}",
+        page.body
+    );
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&c),
+        &format!(
+            "csrf={}&old=Carol-Pass-1&new=Carol-Pass-2&confirm=Carol-Pass-2",
+            csrf(&page)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(
+        get(&server, Some(&set_cookie(&r)))
+            .body
+            .contains("My security credentials")
+    );
+    server.stop();
+
+    // With HardExpiry, an expired password no longer signs in at all.
+    let mut server = Server::start_in(&data, &at(0));
+    iam(&server.endpoint(), &server.root)
+        .update_account_password_policy()
+        .max_password_age(1)
+        .hard_expiry(true)
+        .send()
+        .await
+        .unwrap();
+    server.stop();
+    let mut server = Server::start_in(&data, &at(4));
+    let r = sign_in(&server, "carol", "Carol-Pass-2");
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Your password has expired"));
+    assert!(r.header("set-cookie").is_none());
+    server.stop();
+}
