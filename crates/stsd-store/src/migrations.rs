@@ -165,7 +165,10 @@ CREATE TABLE login_profiles (
     password_history TEXT NOT NULL DEFAULT '',
     password_reset_required BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
-    password_changed_at BIGINT NOT NULL
+    password_changed_at BIGINT NOT NULL,
+    failed_count BIGINT NOT NULL DEFAULT 0,
+    first_failed_at BIGINT,
+    locked_until BIGINT
 );
 CREATE TABLE account_password_policy (
     id BIGINT PRIMARY KEY,

@@ -26,6 +26,8 @@ pub struct LoginProfile {
     pub created_at: i64,
     /// When the current password was set (expiry under `MaxPasswordAge`).
     pub password_changed_at: i64,
+    /// Console sign-ins with this password are refused until then (too many wrong passwords).
+    pub locked_until: Option<i64>,
 }
 
 impl std::fmt::Debug for LoginProfile {
@@ -36,6 +38,7 @@ impl std::fmt::Debug for LoginProfile {
             .field("password_reset_required", &self.password_reset_required)
             .field("created_at", &self.created_at)
             .field("password_changed_at", &self.password_changed_at)
+            .field("locked_until", &self.locked_until)
             .finish_non_exhaustive()
     }
 }
@@ -76,6 +79,7 @@ fn profile_from_row(row: &AnyRow) -> Result<LoginProfile> {
         password_reset_required: row.try_get::<i64, _>("password_reset_required")? != 0,
         created_at: row.try_get("created_at")?,
         password_changed_at: row.try_get("password_changed_at")?,
+        locked_until: row.try_get("locked_until")?,
     })
 }
 
@@ -103,7 +107,7 @@ impl Store {
     pub async fn login_profile(&self, owner: &str) -> Result<Option<LoginProfile>> {
         let row = sqlx::query(
             "SELECT owner, password_hash, password_history, password_reset_required, created_at, \
-             password_changed_at FROM login_profiles WHERE owner = $1",
+             password_changed_at, locked_until FROM login_profiles WHERE owner = $1",
         )
         .bind(owner)
         .fetch_optional(&self.pool)
@@ -157,7 +161,7 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
             "SELECT owner, password_hash, password_history, password_reset_required, created_at, \
-             password_changed_at FROM login_profiles WHERE owner = $1",
+             password_changed_at, locked_until FROM login_profiles WHERE owner = $1",
         )
         .bind(owner)
         .fetch_optional(&mut *tx)
@@ -200,6 +204,61 @@ impl Store {
             return Err(StoreError::Conflict("changed"));
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Counts a wrong password at console sign-in: failures within `window` seconds count together;
+    /// the `max_failures`-th locks the profile for `lockout` seconds (and starts a new count). Returns
+    /// whether this failure locked it.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn login_record_failure(
+        &self,
+        owner: &str,
+        now: i64,
+        max_failures: i64,
+        window: i64,
+        lockout: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        // SET expressions read the row as it was before the update, on both backends.
+        sqlx::query(
+            "UPDATE login_profiles SET \
+             failed_count = CASE WHEN first_failed_at IS NULL OR first_failed_at <= $1 THEN 1 ELSE failed_count + 1 END, \
+             first_failed_at = CASE WHEN first_failed_at IS NULL OR first_failed_at <= $1 THEN $2 ELSE first_failed_at END \
+             WHERE owner = $3",
+        )
+        .bind(now - window)
+        .bind(now)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        let locked = sqlx::query(
+            "UPDATE login_profiles SET locked_until = $1, failed_count = 0, first_failed_at = NULL \
+             WHERE owner = $2 AND failed_count >= $3",
+        )
+        .bind(now + lockout)
+        .bind(owner)
+        .bind(max_failures)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(locked.rows_affected() == 1)
+    }
+
+    /// Forgets counted failures after a successful sign-in.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn login_reset_failures(&self, owner: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE login_profiles SET failed_count = 0, first_failed_at = NULL \
+             WHERE owner = $1 AND failed_count <> 0",
+        )
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

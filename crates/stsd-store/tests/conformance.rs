@@ -1224,6 +1224,28 @@ async fn login_profiles_and_password_policy() {
             "r1",
             "{backend}"
         );
+        // Wrong passwords: counted within the window, the third locks, a success forgets the count.
+        assert!(!s.login_record_failure(id, 100, 3, 60, 900).await.unwrap());
+        s.login_reset_failures(id).await.unwrap();
+        assert!(!s.login_record_failure(id, 101, 3, 60, 900).await.unwrap());
+        assert!(!s.login_record_failure(id, 102, 3, 60, 900).await.unwrap());
+        // Outside the window, the count starts again.
+        assert!(!s.login_record_failure(id, 200, 3, 60, 900).await.unwrap());
+        assert!(!s.login_record_failure(id, 201, 3, 60, 900).await.unwrap());
+        assert_eq!(
+            s.login_profile(id).await.unwrap().unwrap().locked_until,
+            None,
+            "{backend}"
+        );
+        assert!(
+            s.login_record_failure(id, 202, 3, 60, 900).await.unwrap(),
+            "{backend}"
+        );
+        assert_eq!(
+            s.login_profile(id).await.unwrap().unwrap().locked_until,
+            Some(1102),
+            "{backend}"
+        );
         assert!(s.delete_login_profile(id).await.unwrap(), "{backend}");
         assert!(!s.delete_login_profile(id).await.unwrap(), "{backend}");
         s.delete_user(id).await.unwrap();

@@ -302,6 +302,28 @@ async fn sign_in(
             false
         }
     };
+    // Wrong passwords count towards a lock-out like wrong MFA codes (the `[mfa]` limits); a locked
+    // profile refuses even the right password, with the same answer as any failure.
+    let locked = profile
+        .as_ref()
+        .is_some_and(|p| p.locked_until.is_some_and(|t| t > now));
+    if let (Some(o), Some(_), false, false) = (&owner, &profile, verified, locked) {
+        let m = state.mfa;
+        match state
+            .store
+            .login_record_failure(o, now, m.max_failures, m.failure_window, m.lockout)
+            .await
+        {
+            Ok(true) => {
+                tracing::warn!(principal = %o, "console sign-in locked after failed passwords")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(principal = %o, error = %e, "recording a failed sign-in failed")
+            }
+        }
+    }
+    let verified = verified && !locked;
     let (Some(principal), Some(owner), Some(profile), true) = (principal, owner, profile, verified)
     else {
         audit(
@@ -321,6 +343,9 @@ async fn sign_in(
             None,
         );
     };
+    if let Err(e) = state.store.login_reset_failures(&owner).await {
+        tracing::warn!(principal = %owner, error = %e, "resetting failed sign-ins failed");
+    }
     // Password expiry (the account policy's MaxPasswordAge, IAM users only): a new password is needed
     // before anything else; with HardExpiry only an administrator can set it.
     let policy = state.store.password_policy().await.ok().flatten();

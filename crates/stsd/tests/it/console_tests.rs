@@ -133,6 +133,7 @@ async fn console_sign_in_cookies_csrf_and_change_password() {
         assert!(r.header("set-cookie").is_none());
     }
     // A sign-in posted from another site is refused.
+    // (Lock-out after failed passwords: `failed_passwords_lock_the_sign_in`.)
     let r = send(
         server.addr,
         "POST",
@@ -485,4 +486,42 @@ async fn expired_passwords_must_be_changed_or_reset_by_an_administrator() {
     assert!(r.body.contains("Your password has expired"));
     assert!(r.header("set-cookie").is_none());
     server.stop();
+}
+
+#[tokio::test]
+async fn failed_passwords_lock_the_sign_in() {
+    let server = Server::start_with(Opts::args(&[
+        "--console",
+        "--mfa-max-failures",
+        "3",
+        "--mfa-lockout",
+        "600",
+    ]));
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("dave").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("dave")
+        .password("Dave-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in(&server, "dave", "Wrong-Pass-1").status, 401);
+    // A success forgets earlier failures.
+    assert_eq!(sign_in(&server, "dave", "Dave-Pass-1").status, 303);
+    for _ in 0..3 {
+        assert_eq!(sign_in(&server, "dave", "Wrong-Pass-1").status, 401);
+    }
+    // Locked: the right password gets the same answer as a wrong one.
+    let r = sign_in(&server, "dave", "Dave-Pass-1");
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body
+            .contains("Your authentication information is incorrect. Please try again.")
+    );
+    assert!(r.header("set-cookie").is_none());
+    assert!(
+        server
+            .stderr()
+            .contains("console sign-in locked after failed passwords")
+    );
 }
