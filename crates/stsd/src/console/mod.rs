@@ -240,6 +240,14 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Response<Full<Bytes
                 "/console/password" if info.stage != Stage::NeedsMfa => {
                     change_password(state, req, c, &info, &form, now).await
                 }
+                "/console/mfa/create" | "/console/mfa/enable" | "/console/mfa/remove"
+                    if info.stage == Stage::Ready =>
+                {
+                    let csrf = sessions
+                        .get(c, now)
+                        .map_or_else(|| Secret::new(""), |(_, t)| t);
+                    mfa_device(state, req, &info, &csrf, path, &form).await
+                }
                 "/console/keys" if info.stage == Stage::Ready => {
                     let csrf = sessions
                         .get(c, now)
@@ -631,6 +639,124 @@ async fn access_key(
     }
 }
 
+/// The otpauth URI of a QR code the console draws: an issuer prefix and `issuer=` parameter, and the
+/// account in the label, so that an authenticator app tells deployments apart (IAM's own `QRCodePNG`
+/// keeps AWS's `name@account` label).
+pub fn otpauth_uri(issuer: &str, user: &str, account: &str, seed: &str) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    format!(
+        "otpauth://totp/{}:{}@{}?secret={seed}&issuer={}",
+        enc(issuer),
+        enc(user),
+        enc(account),
+        enc(issuer)
+    )
+}
+
+/// `/console/mfa/*`: assign a virtual MFA device (create it, show its QR code and secret, then enable it
+/// with two consecutive codes) or remove one (deactivate, then delete the virtual device).
+async fn mfa_device(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    csrf: &Secret,
+    path: &str,
+    form: &Params,
+) -> Response<Full<Bytes>> {
+    let Some(user_name) = info
+        .principal
+        .user_id
+        .as_ref()
+        .map(|_| info.principal.name.clone())
+    else {
+        return home(
+            state,
+            req,
+            info,
+            csrf,
+            Some("The root's MFA device is managed with stsd admin mfa enroll --root."),
+        )
+        .await;
+    };
+    let serial = form.get("serial").unwrap_or_default().to_owned();
+    let actions: Vec<IamAction> = match path {
+        "/console/mfa/create" => vec![IamAction::CreateVirtualMfaDevice {
+            name: form.get("name").unwrap_or_default().trim().to_owned(),
+            path: "/".into(),
+        }],
+        "/console/mfa/enable" => vec![IamAction::EnableMfaDevice {
+            user_name,
+            serial_number: serial.clone(),
+            code1: form.get("code1").unwrap_or_default().trim().to_owned(),
+            code2: form.get("code2").unwrap_or_default().trim().to_owned(),
+        }],
+        _ => vec![
+            IamAction::DeactivateMfaDevice {
+                user_name: None,
+                serial_number: serial.clone(),
+            },
+            IamAction::DeleteVirtualMfaDevice {
+                serial_number: serial.clone(),
+            },
+        ],
+    };
+    for action in actions {
+        let params = Params::from_pairs(action.to_params());
+        let result = match IamAction::parse(action.name(), &params) {
+            Ok(a) => run_action(state, req, info, &a).await,
+            Err(e) => Err(e.message),
+        };
+        match result {
+            Err(m) => return home(state, req, info, csrf, Some(&m)).await,
+            Ok(IamOutput::NewVirtualMfaDevice {
+                serial_number,
+                base32_seed,
+                ..
+            }) => {
+                let seed = Secret::new(base32_seed);
+                let uri = Secret::new(otpauth_uri(
+                    "stsd",
+                    &info.principal.name,
+                    &state.account,
+                    seed.expose(),
+                ));
+                let qr = crate::qr::png(uri.expose())
+                    .map(|png| {
+                        use base64::Engine as _;
+                        base64::engine::general_purpose::STANDARD.encode(png)
+                    })
+                    .unwrap_or_default();
+                let body = format!(
+                    "<p>Scan the QR code with your authenticator app, or type the secret key. Then type two consecutive codes.</p>\n\
+                     <p><img alt=\"QR code of the device's secret key\" width=\"256\" height=\"256\" src=\"data:image/png;base64,{qr}\"></p>\n\
+                     <p>Secret key: <code>{}</code></p>\n\
+                     <form method=\"post\" action=\"/console/mfa/enable\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                     <input type=\"hidden\" name=\"serial\" value=\"{}\">\n\
+                     <p><label for=\"code1\">MFA code 1</label><br><input id=\"code1\" name=\"code1\" inputmode=\"numeric\" pattern=\"[0-9]{{6}}\" required autocomplete=\"one-time-code\"></p>\n\
+                     <p><label for=\"code2\">MFA code 2</label><br><input id=\"code2\" name=\"code2\" inputmode=\"numeric\" pattern=\"[0-9]{{6}}\" required autocomplete=\"one-time-code\"></p>\n\
+                     <p><button type=\"submit\">Add MFA</button></p></form>",
+                    esc(seed.expose()),
+                    esc(csrf.expose()),
+                    esc(&serial_number)
+                );
+                return respond(200, page("Assign MFA device", &body), None);
+            }
+            Ok(_) => {}
+        }
+    }
+    redirect(None)
+}
+
 fn key_forms(csrf: &Secret, id: &str, active: bool) -> String {
     let button = |op: &str, label: &str| {
         format!(
@@ -762,16 +888,32 @@ async fn home(
             )
             .await
             {
-                Ok(IamOutput::MfaDevices { devices, .. }) if !devices.is_empty() => {
-                    body.push_str("<table><thead><tr><th scope=\"col\">Serial number</th><th scope=\"col\">Enabled</th></tr></thead><tbody>");
-                    for d in devices {
+                Ok(IamOutput::MfaDevices { devices, .. }) => {
+                    if devices.is_empty() {
+                        body.push_str("<p>No MFA device.</p>\n");
+                    } else {
+                        body.push_str("<table><thead><tr><th scope=\"col\">Serial number</th><th scope=\"col\">Enabled</th><th scope=\"col\">Actions</th></tr></thead><tbody>");
+                        for d in &devices {
+                            body.push_str(&format!(
+                                "<tr><td>{}</td><td>{}</td><td><form method=\"post\" action=\"/console/mfa/remove\">\
+                                 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"serial\" value=\"{}\">\
+                                 <button type=\"submit\">Remove</button></form></td></tr>",
+                                esc(&d.serial_number),
+                                esc(d.enable_date.as_deref().unwrap_or("")),
+                                esc(csrf.expose()),
+                                esc(&d.serial_number)
+                            ));
+                        }
+                        body.push_str("</tbody></table>\n");
+                    }
+                    if info.principal.user_id.is_some() && devices.len() < 8 {
                         body.push_str(&format!(
-                            "<tr><td>{}</td><td>{}</td></tr>",
-                            esc(&d.serial_number),
-                            esc(d.enable_date.as_deref().unwrap_or(""))
+                            "<form method=\"post\" action=\"/console/mfa/create\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+                             <p><label for=\"mfa-name\">Device name</label><br><input id=\"mfa-name\" name=\"name\" required></p>\
+                             <p><button type=\"submit\">Assign MFA device</button></p></form>\n",
+                            esc(csrf.expose())
                         ));
                     }
-                    body.push_str("</tbody></table>\n");
                 }
                 Ok(_) => body.push_str("<p>No MFA device.</p>\n"),
                 Err(m) => body.push_str(&format!("<p role=\"alert\">{}</p>\n", esc(&m))),
@@ -818,5 +960,30 @@ async fn home(
             body.push_str(&out);
             respond(200, page("My security credentials", &body), None)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qr_labels_name_the_issuer_and_the_account() {
+        assert_eq!(
+            otpauth_uri("stsd", "alice", "123456789012", "ABCD"),
+            "otpauth://totp/stsd:alice@123456789012?secret=ABCD&issuer=stsd"
+        );
+        assert_eq!(
+            otpauth_uri("my corp", "a+b=c", "1", "X"),
+            "otpauth://totp/my%20corp:a%2Bb%3Dc@1?secret=X&issuer=my%20corp"
+        );
+    }
+
+    #[test]
+    fn html_is_escaped() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

@@ -525,3 +525,123 @@ async fn failed_passwords_lock_the_sign_in() {
             .contains("console sign-in locked after failed passwords")
     );
 }
+
+#[tokio::test]
+async fn assign_and_remove_a_virtual_mfa_device() {
+    let server = Server::start_with(Opts::args(&["--console"]));
+    let acct = server.account.clone();
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("erin").send().await.unwrap();
+    root.attach_user_policy()
+        .user_name("erin")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    root.create_login_profile()
+        .user_name("erin")
+        .password("Erin-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&server, "erin", "Erin-Pass-1"));
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("No MFA device") && page.body.contains("Assign MFA device"));
+    let token = csrf(&page);
+    let r = post(&server, "/console/mfa/create", Some(&c), "name=erin");
+    assert_eq!(r.status, 403, "no CSRF token");
+    let r = post(
+        &server,
+        "/console/mfa/create",
+        Some(&c),
+        &format!("csrf={token}&name=erin"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("src=\"data:image/png;base64,iVBORw0KGgo"));
+    let at = r.body.find("Secret key: <code>").unwrap() + 18;
+    let seed_text = r.body[at..].split('<').next().unwrap().to_owned();
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(seed_text.as_bytes())
+        .unwrap();
+    let serial = format!("arn:aws:iam::{acct}:mfa/erin");
+    assert!(
+        r.body
+            .contains(&format!("name=\"serial\" value=\"{serial}\""))
+    );
+    let step = stsd_core::totp::step_at(crate::harness::unix_now());
+    let code = |s: i64| stsd_core::totp::code(&seed, s);
+    // Wrong codes: IAM's message, nothing enabled.
+    let r = post(
+        &server,
+        "/console/mfa/enable",
+        Some(&c),
+        &format!("csrf={token}&serial={serial}&code1=000000&code2=000000"),
+    );
+    assert!(
+        r.body
+            .contains("Authentication code for device is not valid."),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &server,
+        "/console/mfa/enable",
+        Some(&c),
+        &format!(
+            "csrf={token}&serial={serial}&code1={}&code2={}",
+            code(step - 1),
+            code(step)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains(&serial), "{}", page.body);
+    // Signed in without MFA, stsd's stricter rule keeps the device: removing it needs an MFA sign-in.
+    let r = post(
+        &server,
+        "/console/mfa/remove",
+        Some(&c),
+        &format!("csrf={token}&serial={serial}"),
+    );
+    assert!(
+        r.body.contains("the user has an enabled MFA device and the request was not made with MFA session credentials"),
+        "{}",
+        r.body
+    );
+    // A new sign-in asks for the code; with it, the device can be removed.
+    let pending = set_cookie(&sign_in(&server, "erin", "Erin-Pass-1"));
+    let page = get(&server, Some(&pending));
+    assert!(page.body.contains("MFA code"));
+    let r = post(
+        &server,
+        "/console/mfa",
+        Some(&pending),
+        &format!(
+            "csrf={}&serial={serial}&code={}",
+            csrf(&page),
+            code(step + 1)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let c = set_cookie(&r);
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("<dt>MFA at sign-in</dt><dd>yes</dd>"));
+    let r = post(
+        &server,
+        "/console/mfa/remove",
+        Some(&c),
+        &format!("csrf={}&serial={serial}", csrf(&page)),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(get(&server, Some(&c)).body.contains("No MFA device"));
+    let devices = root
+        .list_virtual_mfa_devices()
+        .send()
+        .await
+        .unwrap()
+        .virtual_mfa_devices;
+    assert!(
+        devices.iter().all(|d| d.serial_number() != serial),
+        "deleted, not only deactivated"
+    );
+}
