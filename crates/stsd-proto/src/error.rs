@@ -225,6 +225,22 @@ impl ApiError {
         )
     }
 
+    /// 400 `PasswordPolicyViolation` (IAM): the password does not meet the account password policy.
+    pub fn password_policy_violation(message: impl Into<String>) -> Self {
+        Self::new(400, "PasswordPolicyViolation", message)
+    }
+
+    /// 409 `EntityTemporarilyUnmodifiable` (IAM): the entity is being changed by another request; the
+    /// same request is likely to succeed when retried.
+    pub fn entity_temporarily_unmodifiable(message: impl Into<String>) -> Self {
+        Self::new(409, "EntityTemporarilyUnmodifiable", message)
+    }
+
+    /// 400 `InvalidUserType` (IAM): the operation is for IAM users only (`ChangePassword`).
+    pub fn invalid_user_type(message: impl Into<String>) -> Self {
+        Self::new(400, "InvalidUserType", message)
+    }
+
     /// 400 `InvalidInput` (IAM).
     pub fn invalid_input(message: impl Into<String>) -> Self {
         Self::new(400, "InvalidInput", message)

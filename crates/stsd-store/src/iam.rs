@@ -161,15 +161,17 @@ impl Store {
         rows.iter().map(user_from_row).collect()
     }
 
-    /// Deletes a user that has no access keys, no enabled MFA devices, no policies and no groups.
+    /// Deletes a user that has no login profile, no access keys, no enabled MFA devices, no policies and
+    /// no groups.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (`"keys"`, `"devices"`, `"policies"`,
+    /// [`StoreError::NotFound`], [`StoreError::Conflict`] (`"login_profile"`, `"keys"`, `"devices"`, `"policies"`,
     /// `"attached"` or `"groups"`), database errors.
     pub async fn delete_user(&self, user_id: &str) -> Result<()> {
         let r = sqlx::query(
             "DELETE FROM users WHERE user_id = $1 AND key_count = 0 AND device_count = 0 \
-             AND inline_policy_count = 0 AND attached_policy_count = 0 AND group_count = 0",
+             AND inline_policy_count = 0 AND attached_policy_count = 0 AND group_count = 0 \
+             AND NOT EXISTS (SELECT 1 FROM login_profiles WHERE owner = $1)",
         )
         .bind(user_id)
         .execute(&self.pool)
@@ -187,7 +189,10 @@ impl Store {
             None => Err(StoreError::NotFound),
             Some(row) => {
                 let count = |c: &str| -> Result<i64> { Ok(row.try_get(c)?) };
-                Err(StoreError::Conflict(if count("key_count")? > 0 {
+                let profile = self.login_profile(user_id).await?.is_some();
+                Err(StoreError::Conflict(if profile {
+                    "login_profile"
+                } else if count("key_count")? > 0 {
                     "keys"
                 } else if count("device_count")? > 0 {
                     "devices"

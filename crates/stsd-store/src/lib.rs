@@ -11,6 +11,7 @@
 pub mod iam;
 pub mod migrations;
 pub mod ops;
+pub mod passwords;
 pub mod policy;
 pub mod roles;
 mod steps;

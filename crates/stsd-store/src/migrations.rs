@@ -155,6 +155,35 @@ CREATE TABLE iam_roles (
 CREATE INDEX iam_roles_path ON iam_roles (path);
 "#,
     ),
+    (
+        5,
+        "console passwords: login profiles (Argon2id hashes, history) and the account password policy",
+        r#"
+CREATE TABLE login_profiles (
+    owner TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    password_history TEXT NOT NULL DEFAULT '',
+    password_reset_required BIGINT NOT NULL DEFAULT 0,
+    created_at BIGINT NOT NULL,
+    password_changed_at BIGINT NOT NULL,
+    failed_count BIGINT NOT NULL DEFAULT 0,
+    first_failed_at BIGINT,
+    locked_until BIGINT
+);
+CREATE TABLE account_password_policy (
+    id BIGINT PRIMARY KEY,
+    minimum_password_length BIGINT NOT NULL,
+    require_symbols BIGINT NOT NULL,
+    require_numbers BIGINT NOT NULL,
+    require_uppercase BIGINT NOT NULL,
+    require_lowercase BIGINT NOT NULL,
+    allow_users_to_change_password BIGINT NOT NULL,
+    max_password_age BIGINT NOT NULL,
+    password_reuse_prevention BIGINT NOT NULL,
+    hard_expiry BIGINT NOT NULL
+);
+"#,
+    ),
 ];
 
 /// The built-in managed policy that keeps the self-service rights users had before policies existed

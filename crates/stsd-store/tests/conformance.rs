@@ -1095,3 +1095,191 @@ async fn roles_policies_and_revocation() {
         ));
     }
 }
+
+#[tokio::test]
+async fn login_profiles_and_password_policy() {
+    use stsd_store::passwords::{MAX_HISTORY, PasswordPolicy, ProfileChange};
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = open(&url, &kb).await;
+        let bob = user("bob");
+        s.create_user(&bob).await.unwrap();
+        let id = bob.user_id.as_str();
+        assert!(s.login_profile(id).await.unwrap().is_none(), "{backend}");
+        // Only existing users (or the root) get a profile.
+        assert!(
+            matches!(
+                s.create_login_profile("AIDANOSUCHUSER000001", "h0", false, 5)
+                    .await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}"
+        );
+        s.create_login_profile(id, "h1", true, 10).await.unwrap();
+        assert!(
+            matches!(
+                s.create_login_profile(id, "h9", false, 11).await,
+                Err(StoreError::AlreadyExists)
+            ),
+            "{backend}"
+        );
+        let p = s.login_profile(id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                p.password_hash.as_str(),
+                p.password_reset_required,
+                p.created_at,
+                p.password_changed_at
+            ),
+            ("h1", true, 10, 10),
+            "{backend}"
+        );
+        assert!(p.history.is_empty(), "{backend}");
+        // A user with a login profile cannot be deleted.
+        assert!(
+            matches!(
+                s.delete_user(id).await,
+                Err(StoreError::Conflict("login_profile"))
+            ),
+            "{backend}"
+        );
+        let change = |new_hash, expected_hash, reset_required, keep_history, now| ProfileChange {
+            new_hash,
+            expected_hash,
+            reset_required,
+            keep_history,
+            now,
+        };
+        // Flag only: the password and its date stay.
+        s.update_login_profile(id, change(None, None, Some(false), 0, 20))
+            .await
+            .unwrap();
+        let p = s.login_profile(id).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                p.password_hash.as_str(),
+                p.password_reset_required,
+                p.password_changed_at
+            ),
+            ("h1", false, 10),
+            "{backend}"
+        );
+        // New passwords push the old ones into the history, newest first, kept to the limit.
+        for (i, h) in ["h2", "h3", "h4"].iter().enumerate() {
+            s.update_login_profile(id, change(Some(h), None, None, 2, 30 + i as i64))
+                .await
+                .unwrap();
+        }
+        let p = s.login_profile(id).await.unwrap().unwrap();
+        assert_eq!(p.password_hash, "h4", "{backend}");
+        assert_eq!(
+            p.history,
+            vec!["h3".to_owned(), "h2".to_owned()],
+            "{backend}"
+        );
+        assert_eq!((p.created_at, p.password_changed_at), (10, 32), "{backend}");
+        // A change conditioned on a hash that is no longer current is refused and changes nothing.
+        assert!(
+            matches!(
+                s.update_login_profile(id, change(Some("h5"), Some("h3"), Some(true), 2, 40))
+                    .await,
+                Err(StoreError::Conflict("changed"))
+            ),
+            "{backend}"
+        );
+        let same = s.login_profile(id).await.unwrap().unwrap();
+        assert_eq!(same, p, "{backend}");
+        s.update_login_profile(
+            id,
+            change(Some("h5"), Some("h4"), Some(true), MAX_HISTORY, 41),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.login_profile(id).await.unwrap().unwrap().history.len(),
+            3,
+            "{backend}"
+        );
+        assert!(
+            matches!(
+                s.update_login_profile(
+                    "AIDANOSUCHUSER000001",
+                    change(None, None, Some(true), 0, 1)
+                )
+                .await,
+                Err(StoreError::NotFound)
+            ),
+            "{backend}"
+        );
+        // The root's profile.
+        s.create_login_profile(ROOT_OWNER, "r1", false, 50)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.login_profile(ROOT_OWNER)
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            "r1",
+            "{backend}"
+        );
+        // Wrong passwords: counted within the window, the third locks, a success forgets the count.
+        assert!(!s.login_record_failure(id, 100, 3, 60, 900).await.unwrap());
+        s.login_reset_failures(id).await.unwrap();
+        assert!(!s.login_record_failure(id, 101, 3, 60, 900).await.unwrap());
+        assert!(!s.login_record_failure(id, 102, 3, 60, 900).await.unwrap());
+        // Outside the window, the count starts again.
+        assert!(!s.login_record_failure(id, 200, 3, 60, 900).await.unwrap());
+        assert!(!s.login_record_failure(id, 201, 3, 60, 900).await.unwrap());
+        assert_eq!(
+            s.login_profile(id).await.unwrap().unwrap().locked_until,
+            None,
+            "{backend}"
+        );
+        assert!(
+            s.login_record_failure(id, 202, 3, 60, 900).await.unwrap(),
+            "{backend}"
+        );
+        assert_eq!(
+            s.login_profile(id).await.unwrap().unwrap().locked_until,
+            Some(1102),
+            "{backend}"
+        );
+        assert!(s.delete_login_profile(id).await.unwrap(), "{backend}");
+        assert!(!s.delete_login_profile(id).await.unwrap(), "{backend}");
+        s.delete_user(id).await.unwrap();
+
+        // The account password policy: absent, set, replaced whole, deleted.
+        assert!(s.password_policy().await.unwrap().is_none(), "{backend}");
+        let mut policy = PasswordPolicy {
+            minimum_password_length: 12,
+            require_symbols: true,
+            require_numbers: false,
+            require_uppercase: true,
+            require_lowercase: false,
+            allow_users_to_change_password: true,
+            max_password_age: 90,
+            password_reuse_prevention: 5,
+            hard_expiry: false,
+        };
+        s.put_password_policy(&policy).await.unwrap();
+        assert_eq!(
+            s.password_policy().await.unwrap(),
+            Some(policy),
+            "{backend}"
+        );
+        policy.require_symbols = false;
+        policy.hard_expiry = true;
+        policy.max_password_age = 0;
+        s.put_password_policy(&policy).await.unwrap();
+        assert_eq!(
+            s.password_policy().await.unwrap(),
+            Some(policy),
+            "{backend}"
+        );
+        assert!(s.delete_password_policy().await.unwrap(), "{backend}");
+        assert!(!s.delete_password_policy().await.unwrap(), "{backend}");
+        assert!(s.password_policy().await.unwrap().is_none(), "{backend}");
+    }
+}

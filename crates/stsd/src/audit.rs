@@ -52,6 +52,23 @@ fn allowed_params(api: stsd_proto::request::Api, action: &str) -> &'static [&'st
         (Api::Iam, "AttachRolePolicy" | "DetachRolePolicy") => &["RoleName", "PolicyArn"],
         (Api::Iam, "ListAttachedRolePolicies") => &["RoleName", "PathPrefix", "Marker", "MaxItems"],
         (Api::Iam, "CreateUser") => &["UserName", "Path"],
+        // Passwords (`Password`, `OldPassword`, `NewPassword`) are never recorded; nor is anything
+        // whose name contains "password" (`PasswordResetRequired` too: `is_secret_name` errs on the safe side).
+        (
+            Api::Iam,
+            "CreateLoginProfile" | "UpdateLoginProfile" | "GetLoginProfile" | "DeleteLoginProfile",
+        ) => &["UserName"],
+        (Api::Iam, "UpdateAccountPasswordPolicy") => &[
+            "MinimumPasswordLength",
+            "RequireSymbols",
+            "RequireNumbers",
+            "RequireUppercaseCharacters",
+            "RequireLowercaseCharacters",
+            "AllowUsersToChangePassword",
+            "MaxPasswordAge",
+            "PasswordReusePrevention",
+            "HardExpiry",
+        ],
         (Api::Iam, "GetUser" | "DeleteUser" | "CreateAccessKey") => &["UserName"],
         (Api::Iam, "ListUsers") => &["PathPrefix", "Marker", "MaxItems"],
         (Api::Iam, "ListAccessKeys" | "ListMFADevices") => &["UserName", "Marker", "MaxItems"],
@@ -422,6 +439,21 @@ mod tests {
             ),
             Value::Null
         );
+    }
+
+    #[test]
+    fn passwords_are_never_recorded() {
+        let p = stsd_proto::Params::parse(
+            b"Action=CreateLoginProfile&Version=2010-05-08&UserName=bob&Password=Hunter2-secret&PasswordResetRequired=true",
+        );
+        let v = request_parameters(&p, Api::Iam);
+        assert_eq!(v, json!({"userName": "bob"}));
+        let p = stsd_proto::Params::parse(
+            b"Action=ChangePassword&Version=2010-05-08&OldPassword=Hunter2-old&NewPassword=Hunter2-new",
+        );
+        assert_eq!(request_parameters(&p, Api::Iam), Value::Null);
+        let m = error_message("Value Hunter2-new at 'newPassword' failed", &p);
+        assert!(!m.contains("Hunter2"), "{m}");
     }
 
     #[test]

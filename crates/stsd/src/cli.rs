@@ -147,6 +147,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
+    /// Serve the web console under `/console/` on the main listener (first cut: sign-in with password and
+    /// MFA, change password, own MFA devices and access keys listed; off unless given).
+    #[arg(long, env = "STSD_CONSOLE")]
+    pub console: bool,
     /// Also serve the authorizer (`/_stsd/authorize`) on this address (same server, its own listener).
     #[arg(long, env = "STSD_AUTHZ_LISTEN")]
     pub authz_listen: Option<SocketAddr>,
@@ -353,6 +357,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         burst: args.rate_limit_burst.unwrap_or(per_second).max(1.0),
     };
     state.authz = crate::authz::Authz::new(authz_settings(&state, &args).await?);
+    if args.console {
+        use crate::console::session::{DEFAULT_ABSOLUTE_SECS, DEFAULT_IDLE_SECS, Sessions};
+        state.console = Some(Sessions::new(DEFAULT_IDLE_SECS, DEFAULT_ABSOLUTE_SECS));
+    }
     state.ip_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_ip));
     state.key_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_key));
     let mut audit_writer = None;

@@ -31,7 +31,14 @@ pub struct FileConfig {
     rate_limit: Option<RateSection>,
     tls: Option<TlsSection>,
     policies: Option<PoliciesSection>,
+    console: Option<ConsoleSection>,
     authz: Option<AuthzSection>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConsoleSection {
+    enabled: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -180,6 +187,8 @@ pub fn apply(
         args.allow_credential_changes_without_mfa,
         policies.strict_credential_changes.map(|s| !s)
     );
+    let console = file.console.unwrap_or_default();
+    set!("console", args.console, console.enabled);
     let authz = file.authz.unwrap_or_default();
     set!(
         "trusted_proxies",
@@ -293,6 +302,7 @@ mod tests {
             "cert",
             "key",
             "trusted_proxies",
+            "enabled",
             "id",
             "stage",
             "hosts",

@@ -160,6 +160,11 @@ async fn serve_request(
         peer: peer.ip(),
         tls,
     };
+    if state.console.is_some()
+        && (incoming.path == "/console" || incoming.path.starts_with("/console/"))
+    {
+        return Ok(crate::console::handle(&state, &incoming).await);
+    }
     if crate::authorizer::is_authorizer_path(incoming.path) {
         let answer = crate::authorizer::handle(&state, &incoming, &request_id).await;
         tracing::debug!(request_id = %request_id, %peer, status = answer.status, reason = ?answer.reason, micros = started.elapsed().as_micros() as u64, "authorizer");

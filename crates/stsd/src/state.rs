@@ -94,6 +94,8 @@ pub struct AppState {
     pub key_limit: crate::limits::Limiter,
     /// The audit log, when enabled.
     pub audit: Option<crate::audit::AuditLog>,
+    /// The web console's sessions (`--console`); `None`: `/console/` is not served.
+    pub console: Option<crate::console::session::Sessions>,
     /// Derived SigV4 signing keys (per secret and scope), so a key's daily derivation runs once.
     pub signing_keys: stsd_sigv4::KeyCache,
     /// Authorization settings and the policy cache.
@@ -136,6 +138,7 @@ impl AppState {
             ip_limit: crate::limits::Limiter::new(crate::limits::Rate::default()),
             key_limit: crate::limits::Limiter::new(crate::limits::Rate::default()),
             audit: None,
+            console: None,
             signing_keys: stsd_sigv4::KeyCache::default(),
             authz: crate::authz::Authz::default(),
             mfa_unrecorded: crate::sts::UnrecordedFailures::default(),

@@ -13,11 +13,13 @@ use crate::validate::{Style, Violations, is_word, parse_int};
 use crate::xml::{XmlWriter, success_body};
 
 mod groups;
+mod passwords;
 mod policies;
 mod roles;
 mod simulate;
 
 pub use groups::GroupView;
+pub use passwords::{LoginProfileView, PasswordPolicyView};
 pub use policies::{
     AttachedPolicyView, EntityFilter, EntityRef, PolicyEntityView, PolicyScope, PolicyVersionView,
     PolicyView, url_decode, url_encode,
@@ -347,6 +349,32 @@ pub enum IamAction {
         path_prefix: Option<String>,
         page: Page,
     },
+    // Console passwords (`passwords.rs`). Passwords never appear in `Debug` output.
+    CreateLoginProfile {
+        user_name: Option<String>,
+        password: String,
+        password_reset_required: bool,
+    },
+    GetLoginProfile {
+        user_name: Option<String>,
+    },
+    UpdateLoginProfile {
+        user_name: String,
+        password: Option<String>,
+        password_reset_required: Option<bool>,
+    },
+    DeleteLoginProfile {
+        user_name: Option<String>,
+    },
+    ChangePassword {
+        old_password: String,
+        new_password: String,
+    },
+    GetAccountPasswordPolicy,
+    UpdateAccountPasswordPolicy {
+        policy: PasswordPolicyView,
+    },
+    DeleteAccountPasswordPolicy,
 }
 
 impl std::fmt::Debug for IamAction {
@@ -877,7 +905,12 @@ impl IamAction {
                             Some(a) => a,
                             None => match roles::parse(other, &mut f)? {
                                 Some(a) => a,
-                                None => return Err(ApiError::invalid_action(other, IAM_VERSION)),
+                                None => match passwords::parse(other, &mut f)? {
+                                    Some(a) => a,
+                                    None => {
+                                        return Err(ApiError::invalid_action(other, IAM_VERSION));
+                                    }
+                                },
                             },
                         },
                     },
@@ -945,7 +978,9 @@ impl IamAction {
                 "GetContextKeysForPrincipalPolicy"
             }
             IamAction::GetContextKeysForCustomPolicy { .. } => "GetContextKeysForCustomPolicy",
-            other => roles::name(other).unwrap_or("Unknown"),
+            other => roles::name(other)
+                .or_else(|| passwords::name(other))
+                .unwrap_or("Unknown"),
         }
     }
 }
@@ -1073,6 +1108,7 @@ impl IamAction {
                 groups::to_params(other, &mut put);
                 simulate::to_params(other, &mut put);
                 roles::to_params(other, &mut put);
+                passwords::to_params(other, &mut put);
             }
         }
         p
@@ -1264,6 +1300,13 @@ pub enum IamOutput {
         roles: Vec<RoleView>,
         next_marker: Option<String>,
     },
+    /// `CreateLoginProfile`, `GetLoginProfile` (never the password).
+    LoginProfile {
+        action: &'static str,
+        profile: LoginProfileView,
+    },
+    /// `GetAccountPasswordPolicy`.
+    PasswordPolicy { policy: PasswordPolicyView },
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -1431,7 +1474,8 @@ impl IamOutput {
                 let _ = policies::write(other, w)
                     || groups::write(other, w)
                     || simulate::write(other, w)
-                    || roles::write(other, w);
+                    || roles::write(other, w)
+                    || passwords::write(other, w);
             }),
         };
         success_body(action, IAM_NS, request_id, Some(&*result))
@@ -1638,6 +1682,7 @@ impl IamOutput {
                 .or(groups::from_xml(other, name, result)?)
                 .or(simulate::from_xml(other, name, result)?)
                 .or(roles::from_xml(other, name, result)?)
+                .or(passwords::from_xml(other, name, result)?)
                 .ok_or_else(|| format!("no reader for {name}"))?,
         })
     }

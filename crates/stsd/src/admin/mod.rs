@@ -144,8 +144,20 @@ pub enum UserCmd {
         #[arg(long, default_value = "/")]
         path_prefix: String,
     },
-    /// Delete a user (its keys and MFA devices must be removed first).
+    /// Delete a user (its login profile, keys and MFA devices must be removed first).
     Delete { name: String },
+    /// Set a user's console password (creates its login profile, or replaces the password). The
+    /// password is read from standard input (first line) or, on a terminal, prompted for twice without
+    /// echo; it is never taken from the command line.
+    Password {
+        name: String,
+        /// The user must choose a new password at its next sign-in.
+        #[arg(long)]
+        reset_required: bool,
+        /// Remove the user's login profile instead (no password is read).
+        #[arg(long, conflicts_with = "reset_required")]
+        delete: bool,
+    },
 }
 
 /// `stsd admin key ...`
@@ -253,6 +265,9 @@ pub enum RootCmd {
     Show,
     /// Create a new root key, delete the old ones, rewrite DATA_DIR/root-credentials.
     Rotate,
+    /// Set the root's console password, read like `stsd admin user password`'s. The account password
+    /// policy does not apply to the root.
+    Password,
 }
 
 /// Like `println!`, but a closed stdout (`stsd admin ... | head`) ends output quietly instead of panicking.
@@ -508,9 +523,136 @@ impl Out {
                     );
                 }
             }
+            IamOutput::LoginProfile { profile, .. } => {
+                let reset = if profile.password_reset_required {
+                    "true"
+                } else {
+                    "false"
+                };
+                if self.json {
+                    outln!(
+                        "{}",
+                        json_obj(&[
+                            ("UserName", Some(profile.user_name.clone())),
+                            ("CreateDate", Some(profile.create_date.clone())),
+                            ("PasswordResetRequired", Some(reset.to_owned())),
+                        ])
+                    );
+                } else {
+                    outln!(
+                        "{}\t{}\tPasswordResetRequired={reset}",
+                        profile.user_name,
+                        profile.create_date
+                    );
+                }
+            }
             other => outln!("{other:?}"),
         }
     }
+}
+
+/// Reads a new password: the first line of standard input, or on a terminal two prompts without echo.
+fn read_new_password() -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use std::io::IsTerminal;
+    let password = if std::io::stdin().is_terminal() {
+        let first = read_hidden("New password: ")?;
+        let again = read_hidden("Repeat the new password: ")?;
+        if *first != *again {
+            bail!("the two passwords differ; nothing was changed");
+        }
+        first
+    } else {
+        read_line_secret()?
+    };
+    if password.is_empty() {
+        bail!("no password given (expected it on standard input); nothing was changed");
+    }
+    Ok(password)
+}
+
+/// One line of standard input without its line ending (other white space is part of a password).
+fn read_line_secret() -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let mut line = zeroize::Zeroizing::new(String::new());
+    std::io::stdin().lock().read_line(&mut line)?;
+    let len = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(len);
+    Ok(line)
+}
+
+#[cfg(unix)]
+fn read_hidden(label: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+    let stdin = std::io::stdin();
+    let saved = tcgetattr(&stdin)?;
+    let mut quiet = saved.clone();
+    quiet.local_modes.remove(LocalModes::ECHO);
+    quiet.local_modes.insert(LocalModes::ECHONL);
+    tcsetattr(&stdin, OptionalActions::Now, &quiet)?;
+    eprint!("{label}");
+    let line = std::io::stderr()
+        .flush()
+        .map_err(anyhow::Error::from)
+        .and_then(|()| read_line_secret());
+    tcsetattr(&stdin, OptionalActions::Now, &saved)?;
+    line
+}
+
+#[cfg(not(unix))]
+fn read_hidden(label: &str) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    eprint!("{label}");
+    std::io::stderr().flush()?;
+    read_line_secret()
+}
+
+/// `stsd admin user password`: UpdateLoginProfile when the user has one, else CreateLoginProfile
+/// (or DeleteLoginProfile), through the IAM executor like every user command.
+async fn user_password(
+    backend: &Backend<'_>,
+    out: &Out,
+    name: &str,
+    reset_required: bool,
+    delete: bool,
+) -> anyhow::Result<()> {
+    let user_name = Some(name.to_owned());
+    if delete {
+        let o = backend
+            .execute(&IamAction::DeleteLoginProfile { user_name })
+            .await?;
+        out.print(&o);
+        return Ok(());
+    }
+    let existing = backend
+        .execute(&IamAction::GetLoginProfile {
+            user_name: user_name.clone(),
+        })
+        .await;
+    let password = read_new_password()?;
+    let o = match existing {
+        Ok(_) => {
+            backend
+                .execute(&IamAction::UpdateLoginProfile {
+                    user_name: name.to_owned(),
+                    password: Some(password.to_string()),
+                    password_reset_required: Some(reset_required),
+                })
+                .await?;
+            backend
+                .execute(&IamAction::GetLoginProfile { user_name })
+                .await?
+        }
+        Err(e) if e.to_string().contains("Login Profile for User") => {
+            backend
+                .execute(&IamAction::CreateLoginProfile {
+                    user_name,
+                    password: password.to_string(),
+                    password_reset_required: reset_required,
+                })
+                .await?
+        }
+        Err(e) => return Err(e),
+    };
+    out.print(&o);
+    Ok(())
 }
 
 fn prompt(label: &str) -> anyhow::Result<String> {
@@ -623,6 +765,11 @@ async fn run_with(args: &AdminArgs, backend: Backend<'_>) -> anyhow::Result<()> 
                 UserCmd::Delete { name } => IamAction::DeleteUser {
                     user_name: name.clone(),
                 },
+                UserCmd::Password {
+                    name,
+                    reset_required,
+                    delete,
+                } => return user_password(&backend, &out, name, *reset_required, *delete).await,
             };
             exec(action).await.map(|o| out.print(&o))
         }
@@ -1056,6 +1203,15 @@ async fn root(state: &AppState, args: &AdminArgs, out: &Out, cmd: &RootCmd) -> a
                     k.secret.expose()
                 );
             }
+            Ok(())
+        }
+        RootCmd::Password => {
+            let password = read_new_password()?;
+            Iam::new(state, Actor::root(&state.account))
+                .set_root_password(&password)
+                .await
+                .map_err(|e| anyhow::anyhow!("{}: {}", e.code, e.message))?;
+            outln!("the root's console password was set");
             Ok(())
         }
         RootCmd::Rotate => {

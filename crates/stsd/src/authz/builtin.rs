@@ -83,7 +83,9 @@ pub const SELF_MANAGE_WITH_MFA: &str = r#"{
 }"#;
 
 /// What every IAM user could do before policies existed: manage its own access keys and MFA devices
-/// (users with a path included: AWS's example above only matches users at path `/`),
+/// (users with a path included: AWS's example above only matches users at path `/`), and since console
+/// passwords exist, change its own password and read the account password policy (as AWS's
+/// `IAMUserChangePassword`),
 /// with long-term keys or an MFA session (stsd's stricter rule for users with an enabled device still
 /// applies). Attached to every user that existed when policies were introduced.
 pub const SELF_MANAGE: &str = r#"{
@@ -95,15 +97,40 @@ pub const SELF_MANAGE: &str = r#"{
       "Action": [
         "iam:GetUser", "iam:CreateAccessKey", "iam:DeleteAccessKey", "iam:GetAccessKeyLastUsed",
         "iam:ListAccessKeys", "iam:UpdateAccessKey", "iam:DeactivateMFADevice", "iam:EnableMFADevice",
-        "iam:ListMFADevices", "iam:GetMFADevice", "iam:ResyncMFADevice"
+        "iam:ListMFADevices", "iam:GetMFADevice", "iam:ResyncMFADevice", "iam:ChangePassword",
+        "iam:GetLoginProfile"
       ],
       "Resource": ["arn:aws:iam::*:user/${aws:username}", "arn:aws:iam::*:user/*/${aws:username}"]
+    },
+    {
+      "Sid": "AllowViewPasswordPolicy",
+      "Effect": "Allow",
+      "Action": "iam:GetAccountPasswordPolicy",
+      "Resource": "*"
     },
     {
       "Sid": "AllowManageOwnVirtualMFADevice",
       "Effect": "Allow",
       "Action": ["iam:CreateVirtualMFADevice", "iam:DeleteVirtualMFADevice"],
       "Resource": "arn:aws:iam::*:mfa/*"
+    }
+  ]
+}"#;
+
+/// AWS's managed policy `IAMUserChangePassword` ("Provides the ability for an IAM user to change their own
+/// password"), verbatim.
+pub const USER_CHANGE_PASSWORD: &str = r#"{
+  "Version": "2012-10-17",
+  "Statement": [
+    {
+      "Effect": "Allow",
+      "Action": ["iam:ChangePassword"],
+      "Resource": ["arn:aws:iam::*:user/${aws:username}"]
+    },
+    {
+      "Effect": "Allow",
+      "Action": ["iam:GetAccountPasswordPolicy"],
+      "Resource": "*"
     }
   ]
 }"#;
@@ -123,6 +150,13 @@ pub const BUILTINS: &[Builtin] = &[
         policy_id: "ANPASTSDSELFMANAGE0002",
         description: "AWS's example: MFA-authenticated users manage their own credentials; without MFA only enrolling a device is allowed.",
         document: SELF_MANAGE_WITH_MFA,
+    },
+    Builtin {
+        name: "IAMUserChangePassword",
+        arn: "arn:aws:iam::aws:policy/IAMUserChangePassword",
+        policy_id: "ANPASTSDCHANGEPASSWD01",
+        description: "Provides the ability for an IAM user to change their own password.",
+        document: USER_CHANGE_PASSWORD,
     },
 ];
 

@@ -7,6 +7,7 @@
 //! has an enabled MFA device, changing its devices and creating or reactivating its access keys needs
 //! an MFA session, or another principal allowed by policy (an administrator), or the root.
 
+mod passwords;
 mod policies;
 pub mod roles;
 mod simulate;
@@ -407,6 +408,9 @@ impl<'a> Iam<'a> {
                 };
                 store.delete_user(&u.user_id).await.map_err(|e| match e {
                     StoreError::NotFound => no_such_user(user_name),
+                    StoreError::Conflict("login_profile") => ApiError::delete_conflict(
+                        "Cannot delete entity, must delete login profile first.",
+                    ),
                     StoreError::Conflict("keys") => ApiError::delete_conflict(
                         "Cannot delete entity, must delete access keys first.",
                     ),

@@ -332,10 +332,7 @@ impl Iam<'_> {
                     next_marker,
                 })
             }
-            _ => {
-                tracing::error!(action = name, "IAM action without an executor");
-                Err(ApiError::internal())
-            }
+            other => self.execute_passwords(other).await,
         }
     }
 }

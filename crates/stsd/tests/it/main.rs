@@ -14,9 +14,11 @@ mod xml;
 
 mod auth_tests;
 mod authorizer_tests;
+mod console_tests;
 mod framing_tests;
 mod hardening_tests;
 mod iam_mfa_tests;
+mod passwords_tests;
 mod restart_tests;
 mod roles_tests;
 mod sdk_tests;

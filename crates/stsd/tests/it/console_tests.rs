@@ -1,0 +1,647 @@
+//! The web console over HTTP (`--console`): security headers, sign-in without revealing what was wrong,
+//! the session cookie's attributes, CSRF refusal, a forced password change, change password and sign-out,
+//! denials with IAM's message, and an audit log without passwords.
+
+use crate::harness::{Opts, Server, TempDir};
+use crate::raw::{Response, send};
+use crate::sign::Creds;
+use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
+
+fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
+    let conf = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            &creds.id,
+            &creds.secret,
+            creds.token.clone(),
+            None,
+            "stsd-it",
+        ))
+        .http_client(crate::sdk::http_client())
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_iam::Client::from_conf(conf)
+}
+
+fn get(server: &Server, cookie: Option<&str>) -> Response {
+    let headers: Vec<(String, String)> = cookie
+        .map(|c| vec![("Cookie".to_owned(), format!("stsd-console={c}"))])
+        .unwrap_or_default();
+    send(server.addr, "GET", "/console/", &headers, b"")
+}
+
+fn post(server: &Server, path: &str, cookie: Option<&str>, form: &str) -> Response {
+    let mut headers = vec![(
+        "Content-Type".to_owned(),
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    if let Some(c) = cookie {
+        headers.push(("Cookie".to_owned(), format!("stsd-console={c}")));
+    }
+    send(server.addr, "POST", path, &headers, form.as_bytes())
+}
+
+/// The session cookie a response sets.
+fn set_cookie(r: &Response) -> String {
+    let h = r.header("set-cookie").expect("a Set-Cookie header");
+    let v = h.strip_prefix("stsd-console=").expect("the console cookie");
+    v.split(';').next().unwrap().to_owned()
+}
+
+fn csrf(r: &Response) -> String {
+    let at = r.body.find("name=\"csrf\" value=\"").expect("a CSRF field") + 19;
+    r.body[at..].split('"').next().unwrap().to_owned()
+}
+
+fn sign_in(server: &Server, user: &str, password: &str) -> Response {
+    post(
+        server,
+        "/console/signin",
+        None,
+        &format!("account={}&user={user}&password={password}", server.account),
+    )
+}
+
+#[tokio::test]
+async fn console_sign_in_cookies_csrf_and_change_password() {
+    // Off unless asked for.
+    let plain = Server::start();
+    assert!(!get(&plain, None).body.contains("Sign in"));
+
+    let audit_dir = TempDir::new("console-audit");
+    let audit = audit_dir.data_dir().with_file_name("audit.log");
+    let audit_arg = audit.display().to_string();
+    let mut server = Server::start_with(Opts::args(&["--console", "--audit-log", &audit_arg]));
+    let ep = server.endpoint();
+    let acct = server.account.clone();
+    let root = iam(&ep, &server.root);
+    for name in ["alice", "bob"] {
+        root.create_user().user_name(name).send().await.unwrap();
+        root.create_login_profile()
+            .user_name(name)
+            .password("Correct-Horse-7")
+            .send()
+            .await
+            .unwrap();
+    }
+    root.attach_user_policy()
+        .user_name("alice")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    let key = root
+        .create_access_key()
+        .user_name("alice")
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+
+    // The sign-in page and its headers.
+    let r = get(&server, None);
+    assert_eq!(r.status, 200);
+    assert!(r.body.contains("<label for=\"password\">Password</label>"));
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    let csp = r.header("content-security-policy").unwrap();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"));
+    assert_eq!(r.header("x-frame-options"), Some("DENY"));
+    assert_eq!(r.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+
+    // Failures look the same whatever was wrong, and set no cookie.
+    for (user, password, account) in [
+        ("alice", "Wrong-Horse-7", acct.as_str()),
+        ("nobody", "Correct-Horse-7", acct.as_str()),
+        ("alice", "Correct-Horse-7", "123456789012"),
+    ] {
+        let r = post(
+            &server,
+            "/console/signin",
+            None,
+            &format!("account={account}&user={user}&password={password}"),
+        );
+        assert_eq!(r.status, 401, "{user} {account}");
+        assert!(
+            r.body
+                .contains("Your authentication information is incorrect. Please try again.")
+        );
+        assert!(r.header("set-cookie").is_none());
+    }
+    // A sign-in posted from another site is refused.
+    // (Lock-out after failed passwords: `failed_passwords_lock_the_sign_in`.)
+    let r = send(
+        server.addr,
+        "POST",
+        "/console/signin",
+        &[
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("Origin".into(), "https://evil.example".into()),
+        ],
+        format!("account={acct}&user=alice&password=Correct-Horse-7").as_bytes(),
+    );
+    assert_eq!(r.status, 403);
+
+    // Success: a random, HttpOnly, SameSite=Strict cookie (no Secure without TLS).
+    let r = sign_in(&server, "alice", "Correct-Horse-7");
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/console/"));
+    let set = r.header("set-cookie").unwrap();
+    assert!(
+        set.ends_with("; Path=/; HttpOnly; SameSite=Strict"),
+        "{set}"
+    );
+    let cookie = set_cookie(&r);
+    assert!(cookie.len() >= 43 && !cookie.contains("alice"));
+    let page = get(&server, Some(&cookie));
+    assert!(
+        page.body.contains("My security credentials"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(&format!("arn:aws:iam::{acct}:user/alice"))
+    );
+    assert!(
+        page.body.contains(key.access_key_id()),
+        "keys listed through IAM"
+    );
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    let token = csrf(&page);
+
+    // Access keys: create (the secret shown once), use, deactivate (refused at once), delete.
+    assert!(page.body.contains("Create access key"));
+    let r = post(&server, "/console/keys", Some(&cookie), "op=create");
+    assert_eq!(r.status, 403, "no CSRF token");
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&cookie),
+        &format!("csrf={token}&op=create"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let field = |label: &str| {
+        let prefix = format!("<dt>{label}</dt><dd><code>");
+        let at = r.body.find(&prefix).unwrap() + prefix.len();
+        r.body[at..].split('<').next().unwrap().to_owned()
+    };
+    let new_key = Creds {
+        id: field("Access key ID"),
+        secret: field("Secret access key"),
+        token: None,
+    };
+    assert!(
+        new_key.id.starts_with("AKIA") && new_key.secret.len() == 40,
+        "{}",
+        r.body
+    );
+    let as_alice = iam(&ep, &new_key);
+    assert_eq!(
+        as_alice
+            .get_user()
+            .send()
+            .await
+            .unwrap()
+            .user
+            .unwrap()
+            .user_name(),
+        "alice"
+    );
+    let page = get(&server, Some(&cookie));
+    assert!(page.body.contains(&new_key.id) && !page.body.contains(&new_key.secret));
+    assert!(
+        !page.body.contains("Create access key"),
+        "two keys: no more"
+    );
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&cookie),
+        &format!("csrf={token}&op=deactivate&id={}", new_key.id),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let e = as_alice.get_user().send().await.unwrap_err();
+    assert_eq!(
+        e.raw_response().map(|r| r.status().as_u16()),
+        Some(403),
+        "{e:?}"
+    );
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&cookie),
+        &format!("csrf={token}&op=delete&id={}", new_key.id),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(!get(&server, Some(&cookie)).body.contains(&new_key.id));
+
+    // Forms without the session's CSRF token are refused and change nothing.
+    let change = "old=Correct-Horse-7&new=Battery-Staple-8&confirm=Battery-Staple-8";
+    let r = post(&server, "/console/password", Some(&cookie), change);
+    assert_eq!(r.status, 403);
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&cookie),
+        &format!("csrf=x{token}&{change}"),
+    );
+    assert_eq!(r.status, 403);
+    let r = post(
+        &server,
+        "/console/password",
+        None,
+        &format!("csrf={token}&{change}"),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(sign_in(&server, "alice", "Correct-Horse-7").status, 303);
+
+    // Change password through IAM's ChangePassword: policy violations show IAM's message.
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&cookie),
+        &format!("csrf={token}&old=Correct-Horse-7&new=short&confirm=short"),
+    );
+    assert!(
+        r.body
+            .contains("Password should have a minimum length of 8"),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&cookie),
+        &format!("csrf={token}&{change}"),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let new_cookie = set_cookie(&r);
+    assert!(
+        !get(&server, Some(&cookie))
+            .body
+            .contains("My security credentials")
+    );
+    assert_eq!(sign_in(&server, "alice", "Correct-Horse-7").status, 401);
+    assert_eq!(sign_in(&server, "alice", "Battery-Staple-8").status, 303);
+
+    // Sign-out ends the session and clears the cookie.
+    let page = get(&server, Some(&new_cookie));
+    let r = post(
+        &server,
+        "/console/signout",
+        Some(&new_cookie),
+        &format!("csrf={}", csrf(&page)),
+    );
+    assert_eq!(r.status, 303);
+    assert!(r.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert!(get(&server, Some(&new_cookie)).body.contains("Sign in"));
+
+    // Bob has no policies: the page shows IAM's denial; a forced reset asks for a new password first.
+    root.update_login_profile()
+        .user_name("bob")
+        .password_reset_required(true)
+        .send()
+        .await
+        .unwrap();
+    let bob = set_cookie(&sign_in(&server, "bob", "Correct-Horse-7"));
+    let page = get(&server, Some(&bob));
+    assert!(
+        page.body.contains("You must change your password"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("Access keys"));
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&bob),
+        &format!(
+            "csrf={}&old=Correct-Horse-7&new=Bobs-New-Pass-1&confirm=Bobs-New-Pass-1",
+            csrf(&page)
+        ),
+    );
+    assert!(
+        r.body.contains(&format!(
+            "User: arn:aws:iam::{acct}:user/bob is not authorized to perform: iam:ChangePassword on resource: user bob because no identity-based policy allows the iam:ChangePassword action"
+        )),
+        "{}",
+        r.body
+    );
+    // The account policy's AllowUsersToChangePassword lets him.
+    root.update_account_password_policy()
+        .allow_users_to_change_password(true)
+        .send()
+        .await
+        .unwrap();
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&bob),
+        &format!(
+            "csrf={}&old=Correct-Horse-7&new=Bobs-New-Pass-1&confirm=Bobs-New-Pass-1",
+            csrf(&page)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let bob = set_cookie(&r);
+    let page = get(&server, Some(&bob));
+    assert!(page.body.contains("My security credentials"));
+    assert!(
+        page.body
+            .contains("is not authorized to perform: iam:ListAccessKeys"),
+        "{}",
+        page.body
+    );
+
+    // Revoking bob's sessions (the admin CLI, as for API sessions) ends his console session too,
+    // within the revocation cache's 5 seconds.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_stsd"))
+        .args(["admin", "--data-dir"])
+        .arg(&server.data_dir)
+        .args(["sessions", "revoke", "--user", "bob"])
+        .env_remove("STSD_DATA_DIR")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
+    while get(&server, Some(&bob))
+        .body
+        .contains("My security credentials")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "bob's console session survived revocation"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+
+    server.stop();
+    let text = std::fs::read_to_string(&audit).unwrap();
+    assert!(
+        text.contains("ConsoleLogin") && text.contains("\"ChangePassword\""),
+        "{text}"
+    );
+    for secret in [
+        "Correct-Horse-7",
+        "Battery-Staple-8",
+        "Bobs-New-Pass-1",
+        &cookie,
+    ] {
+        assert!(!text.contains(secret), "{secret} in the audit log");
+        assert!(
+            !server.stderr().contains(secret),
+            "{secret} in the server log"
+        );
+    }
+}
+
+#[tokio::test]
+async fn expired_passwords_must_be_changed_or_reset_by_an_administrator() {
+    let dir = TempDir::new("console-expiry");
+    let data = dir.data_dir();
+    let at = |offset_days: i64| {
+        Opts::args(&[
+            "--console",
+            "--clock-offset-seconds",
+            &(offset_days * 86_400).to_string(),
+        ])
+    };
+    let mut server = Server::start_in(&data, &at(0));
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("carol").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("carol")
+        .password("Carol-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    root.update_account_password_policy()
+        .max_password_age(1)
+        .allow_users_to_change_password(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        get(
+            &server,
+            Some(&set_cookie(&sign_in(&server, "carol", "Carol-Pass-1")))
+        )
+        .body
+        .contains("My security credentials")
+    );
+    server.stop();
+
+    // Two days later the password has expired: a new one is needed before anything else.
+    let mut server = Server::start_in(&data, &at(2));
+    let c = set_cookie(&sign_in(&server, "carol", "Carol-Pass-1"));
+    let page = get(&server, Some(&c));
+    assert!(
+        page.body.contains("You must change your password"),
+        "{}",
+        page.body
+    );
+    let r = post(
+        &server,
+        "/console/password",
+        Some(&c),
+        &format!(
+            "csrf={}&old=Carol-Pass-1&new=Carol-Pass-2&confirm=Carol-Pass-2",
+            csrf(&page)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(
+        get(&server, Some(&set_cookie(&r)))
+            .body
+            .contains("My security credentials")
+    );
+    server.stop();
+
+    // With HardExpiry, an expired password no longer signs in at all.
+    let mut server = Server::start_in(&data, &at(0));
+    iam(&server.endpoint(), &server.root)
+        .update_account_password_policy()
+        .max_password_age(1)
+        .hard_expiry(true)
+        .send()
+        .await
+        .unwrap();
+    server.stop();
+    let mut server = Server::start_in(&data, &at(4));
+    let r = sign_in(&server, "carol", "Carol-Pass-2");
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("Your password has expired"));
+    assert!(r.header("set-cookie").is_none());
+    server.stop();
+}
+
+#[tokio::test]
+async fn failed_passwords_lock_the_sign_in() {
+    let server = Server::start_with(Opts::args(&[
+        "--console",
+        "--mfa-max-failures",
+        "3",
+        "--mfa-lockout",
+        "600",
+    ]));
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("dave").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("dave")
+        .password("Dave-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sign_in(&server, "dave", "Wrong-Pass-1").status, 401);
+    // A success forgets earlier failures.
+    assert_eq!(sign_in(&server, "dave", "Dave-Pass-1").status, 303);
+    for _ in 0..3 {
+        assert_eq!(sign_in(&server, "dave", "Wrong-Pass-1").status, 401);
+    }
+    // Locked: the right password gets the same answer as a wrong one.
+    let r = sign_in(&server, "dave", "Dave-Pass-1");
+    assert_eq!(r.status, 401);
+    assert!(
+        r.body
+            .contains("Your authentication information is incorrect. Please try again.")
+    );
+    assert!(r.header("set-cookie").is_none());
+    assert!(
+        server
+            .stderr()
+            .contains("console sign-in locked after failed passwords")
+    );
+}
+
+#[tokio::test]
+async fn assign_and_remove_a_virtual_mfa_device() {
+    let server = Server::start_with(Opts::args(&["--console"]));
+    let acct = server.account.clone();
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("erin").send().await.unwrap();
+    root.attach_user_policy()
+        .user_name("erin")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    root.create_login_profile()
+        .user_name("erin")
+        .password("Erin-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&server, "erin", "Erin-Pass-1"));
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("No MFA device") && page.body.contains("Assign MFA device"));
+    let token = csrf(&page);
+    let r = post(&server, "/console/mfa/create", Some(&c), "name=erin");
+    assert_eq!(r.status, 403, "no CSRF token");
+    let r = post(
+        &server,
+        "/console/mfa/create",
+        Some(&c),
+        &format!("csrf={token}&name=erin"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("src=\"data:image/png;base64,iVBORw0KGgo"));
+    let at = r.body.find("Secret key: <code>").unwrap() + 18;
+    let seed_text = r.body[at..].split('<').next().unwrap().to_owned();
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(seed_text.as_bytes())
+        .unwrap();
+    let serial = format!("arn:aws:iam::{acct}:mfa/erin");
+    assert!(
+        r.body
+            .contains(&format!("name=\"serial\" value=\"{serial}\""))
+    );
+    let step = stsd_core::totp::step_at(crate::harness::unix_now());
+    let code = |s: i64| stsd_core::totp::code(&seed, s);
+    // Wrong codes: IAM's message, nothing enabled.
+    let r = post(
+        &server,
+        "/console/mfa/enable",
+        Some(&c),
+        &format!("csrf={token}&serial={serial}&code1=000000&code2=000000"),
+    );
+    assert!(
+        r.body
+            .contains("Authentication code for device is not valid."),
+        "{}",
+        r.body
+    );
+    let r = post(
+        &server,
+        "/console/mfa/enable",
+        Some(&c),
+        &format!(
+            "csrf={token}&serial={serial}&code1={}&code2={}",
+            code(step - 1),
+            code(step)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains(&serial), "{}", page.body);
+    // Signed in without MFA, stsd's stricter rule keeps the device: removing it needs an MFA sign-in.
+    let r = post(
+        &server,
+        "/console/mfa/remove",
+        Some(&c),
+        &format!("csrf={token}&serial={serial}"),
+    );
+    assert!(
+        r.body.contains("the user has an enabled MFA device and the request was not made with MFA session credentials"),
+        "{}",
+        r.body
+    );
+    // A new sign-in asks for the code; with it, the device can be removed.
+    let pending = set_cookie(&sign_in(&server, "erin", "Erin-Pass-1"));
+    let page = get(&server, Some(&pending));
+    assert!(page.body.contains("MFA code"));
+    let r = post(
+        &server,
+        "/console/mfa",
+        Some(&pending),
+        &format!(
+            "csrf={}&serial={serial}&code={}",
+            csrf(&page),
+            code(step + 1)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let c = set_cookie(&r);
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("<dt>MFA at sign-in</dt><dd>yes</dd>"));
+    let r = post(
+        &server,
+        "/console/mfa/remove",
+        Some(&c),
+        &format!("csrf={}&serial={serial}", csrf(&page)),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert!(get(&server, Some(&c)).body.contains("No MFA device"));
+    let devices = root
+        .list_virtual_mfa_devices()
+        .send()
+        .await
+        .unwrap()
+        .virtual_mfa_devices;
+    assert!(
+        devices.iter().all(|d| d.serial_number() != serial),
+        "deleted, not only deactivated"
+    );
+}
