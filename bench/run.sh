@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # stsd's reproducible load benchmark (see bench/README.md).
 #
-#   bench/run.sh [--quick] [--postgres URL]     load benchmark: stsd, stsd-ceiling and moto_server
+#   bench/run.sh [--quick] [--postgres URL] [--generator loadgen|wrk|both]
+#                                               load benchmark: stsd, stsd-ceiling and moto_server, driven
+#                                               by the in-repo generator (default), by wrk, or by both
 #   bench/run.sh --micro [--quick]              criterion micro-benchmarks (stsd-loadgen's and the policy engine's)
 #   bench/run.sh --scale [N] [--quick] [--scale-tmpfs] [--scale-seconds S]
 #                                               scale run: GetSessionToken with N bulk-loaded users
@@ -19,7 +21,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -34,6 +36,7 @@ postgres=""
 scale_n=1000000
 scale_tmpfs=0
 scale_seconds=180
+generator=loadgen
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -44,6 +47,11 @@ while [ "$#" -gt 0 ]; do
       if [ "$#" -ge 2 ] && [[ "$2" =~ ^[0-9]+$ ]]; then scale_n="$2"; shift; fi
       ;;
     --scale-tmpfs) scale_tmpfs=1 ;;
+    --generator)
+      [ "$#" -ge 2 ] || usage
+      case "$2" in loadgen|wrk|both) generator="$2" ;; *) echo "run.sh: --generator loadgen, wrk or both" >&2; exit 2 ;; esac
+      shift
+      ;;
     --scale-seconds) [ "$#" -ge 2 ] || usage; scale_seconds="$2"; shift ;;
     -h|--help) usage ;;
     *) echo "run.sh: unknown argument $1" >&2; usage ;;
@@ -80,6 +88,11 @@ if [ "$mode" = micro ]; then
   fi
   cargo bench -p stsd-policy --bench policy
   exec cargo bench -p stsd-loadgen --bench micro
+fi
+
+if [ "$mode" = load ] && [ "$generator" != loadgen ] && ! command -v wrk >/dev/null 2>&1; then
+  echo "run.sh: --generator $generator needs wrk (Debian: apt-get install wrk)" >&2
+  exit 2
 fi
 
 # ------------------------------------------------------------------------------------------------ build
@@ -187,7 +200,8 @@ machine_meta() {
   meta "machine" "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -sr))"
   meta "stsd source" "${STSD_BENCH_SOURCE:-commit $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$repo" && git diff --quiet HEAD -- crates 2>/dev/null || echo ' (+ uncommitted changes)')}"
   meta "runs" "$runs runs of ${duration} s (+ ${warmup} s unmeasured warm-up) per workload and connection count; connections: $conns; targets measured in turns (stsd, ceiling, moto, stsd, ...), run by run ratios pair runs with the same number"
-  meta "load generator" "stsd-loadgen, 1 thread (tokio current-thread), wrk-style HTTP/1.1 keep-alive client (requests serialised once, answers parsed with httparse), boto3-shaped SigV4 requests; loopback; client and server share the machine's cores"
+  [ "$generator" = loadgen ] || meta "wrk" "$(wrk --version 2>&1 | head -n1 | sed 's/ Copyright.*//'), -t 2 (-t 1 at 1 connection) -c CONNS -d DURATION --latency, after an unmeasured wrk run of the warm-up (whole seconds); one pre-signed request per run from stsd-loadgen wrk-script (same request line, headers and body as the in-repo generator; header order as wrk writes them); results as targets NAME@wrk; wrk counts answers with status >= 400 and socket errors (connect, read, write, timeout)"
+  [ "$generator" = wrk ] || meta "load generator" "stsd-loadgen, 1 thread (tokio current-thread), wrk-style HTTP/1.1 keep-alive client (requests serialised once, answers parsed with httparse), boto3-shaped SigV4 requests; loopback; client and server share the machine's cores"
   meta "server" "release stsd, ${workers:+$workers worker thread(s) (also for the ceiling), }default configuration, log filter ${STSD_LOG:-info (default)} to a file, $( [ -n "$postgres" ] && echo "PostgreSQL store" || echo "SQLite store in a fresh temporary data dir")"
   meta "peak RSS" "VmHWM from /proc/PID/status, reset before each run (clear_refs 5)"
   meta "load average at start" "$(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews the figures)"
@@ -363,6 +377,36 @@ one_run() {
     --out "$results"
 }
 
+# one_run_wrk NAME PORT PID CREDS WORKLOAD RUN: the same run driven by wrk (results as target NAME@wrk):
+# at each connection count, a script with a freshly signed request (valid 15 minutes), an unmeasured
+# warm-up run, then the measured run; wrk wants at least one connection per thread.
+wrk_secs() { awk -v d="$1" 'BEGIN { s = int(d); if (s < d) s++; if (s < 1) s = 1; print s }'; }
+one_run_wrk() {
+  local c threads la script="$tmp/wrk-$5.lua" out="$tmp/wrk.out"
+  for c in ${conns//,/ }; do
+    threads=2
+    [ "$c" -ge 2 ] || threads=1
+    "$loadgen" wrk-script --endpoint "127.0.0.1:$2" --creds "$4" --workload "$5" --out "$script"
+    wrk -t "$threads" -c "$c" -d "$(wrk_secs "$warmup")s" -s "$script" "http://127.0.0.1:$2/" >/dev/null
+    la="$(cut -d' ' -f1 /proc/loadavg)"
+    echo 5 >"/proc/$3/clear_refs" 2>/dev/null || true
+    if ! wrk -t "$threads" -c "$c" -d "$(wrk_secs "$duration")s" --latency -s "$script" "http://127.0.0.1:$2/" >"$out"; then
+      echo "run.sh: wrk failed; its output:" >&2
+      cat "$out" >&2
+      exit 1
+    fi
+    "$loadgen" wrk-result --input "$out" --target "$1@wrk" --workload "$5" --conns "$c" --run "$6" \
+      --pid "$3" --loadavg "$la" --out "$results"
+    sleep 0.5
+  done
+}
+
+# run_turn NAME PORT PID CREDS WORKLOAD RUN: one run with each selected generator, the in-repo one first.
+run_turn() {
+  [ "$generator" = wrk ] || one_run "$@"
+  [ "$generator" = loadgen ] || one_run_wrk "$@"
+}
+
 # has_role CREDS: the setup could create the assume-role workload's role on that target.
 has_role() { grep -q '^role ' "$1" 2>/dev/null; }
 
@@ -372,24 +416,24 @@ for w in gst gci-session gci-longterm assume-role authz authz-proxy; do
     if [ "$w" = authz-proxy ]; then  # nginx + stsd, then nginx alone; the same signed GET
       [ -n "$npid" ] || continue
       log "$w, turn $r of $runs (connections $conns, ${duration} s per run)"
-      one_run nginx+stsd "$nginx_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
-      one_run nginx "$nginx_alone_port" "$npid" "$tmp/creds-stsd" "$w" "$r"
+      run_turn nginx+stsd "$nginx_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
+      run_turn nginx "$nginx_alone_port" "$npid" "$tmp/creds-stsd" "$w" "$r"
       continue
     fi
     log "$w, turn $r of $runs (connections $conns, ${duration} s per run)"
     if [ "$w" = assume-role ]; then
-      [ -n "$stsd_pid" ] && has_role "$tmp/creds-stsd" && one_run stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
-      [ -n "$cpid" ] && has_role "$ceiling_creds" && one_run ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
+      [ -n "$stsd_pid" ] && has_role "$tmp/creds-stsd" && run_turn stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
+      [ -n "$cpid" ] && has_role "$ceiling_creds" && run_turn ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
       [ -n "$mpid" ] && has_role "$tmp/creds-moto" && one_run moto "$moto_port" "$mpid" "$tmp/creds-moto" "$w" "$r"
       continue
     fi
     if [ "$w" = authz ]; then  # moto has no authorizer endpoint
-      [ -n "$stsd_pid" ] && one_run stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
-      [ -n "$cpid" ] && one_run ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
+      [ -n "$stsd_pid" ] && run_turn stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
+      [ -n "$cpid" ] && run_turn ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
       continue
     fi
-    [ -n "$stsd_pid" ] && one_run stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
-    [ -n "$cpid" ] && one_run ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
+    [ -n "$stsd_pid" ] && run_turn stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w" "$r"
+    [ -n "$cpid" ] && run_turn ceiling "$ceiling_port" "$cpid" "$ceiling_creds" "$w" "$r"
     [ -n "$mpid" ] && one_run moto "$moto_port" "$mpid" "$tmp/creds-moto" "$w" "$r"
   done
 done

@@ -18,6 +18,7 @@ pub mod procfs;
 pub mod report;
 pub mod request;
 pub mod setup;
+pub mod wrk;
 
 /// Signing region of every benchmark request (any region is accepted by a default stsd).
 pub const REGION: &str = "us-east-1";

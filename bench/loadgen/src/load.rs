@@ -244,21 +244,6 @@ pub async fn run_replay(
     if workload == Workload::GstMfa {
         bail!("gst-mfa is not replayable");
     }
-    let creds = workload.creds(file)?;
-    let body = if workload == Workload::AssumeRole {
-        let role = file
-            .role
-            .as_deref()
-            .context("the credentials file has no role for assume-role")?;
-        form_body(&[
-            ("Action", workload.action()),
-            ("Version", STS_VERSION),
-            ("RoleArn", role),
-            ("RoleSessionName", "bench"),
-        ])
-    } else {
-        form_body(&[("Action", workload.action()), ("Version", STS_VERSION)])
-    };
     let conns = connect_all(plan).await?;
     let now = now_unix();
     let start = Instant::now();
@@ -266,13 +251,7 @@ pub async fn run_replay(
     let deadline = measure_from + plan.duration;
     let mut tasks = Vec::with_capacity(conns.len());
     for conn in conns {
-        let signed = if workload == Workload::Authz {
-            crate::request::sign_authz(&creds, now)?
-        } else if workload == Workload::AuthzProxy {
-            crate::request::sign_authz_proxied(&creds, now)?
-        } else {
-            sign(&plan.target.host, &creds, "sts", body.clone(), now)?
-        };
+        let signed = sign_replayable(workload, file, &plan.target.host, now)?;
         let cap = plan.max_requests_per_conn;
         tasks.push(tokio::spawn(replay_loop(
             conn,
@@ -288,6 +267,44 @@ pub async fn run_replay(
     }
     out.latencies_us.sort_unstable();
     Ok(out)
+}
+
+/// The signed request of a replayable workload (a–c, e–g) for `host`, signed at `now`: what each
+/// connection of [`run_replay`] sends again and again, and what `stsd-loadgen wrk-script` hands to wrk.
+///
+/// # Errors
+/// `gst-mfa` (a fresh code per request: not replayable); missing credentials or role.
+pub fn sign_replayable(
+    workload: Workload,
+    file: &CredsFile,
+    host: &str,
+    now: i64,
+) -> anyhow::Result<Signed> {
+    if workload == Workload::GstMfa {
+        bail!("gst-mfa is not replayable: each request needs a fresh TOTP code");
+    }
+    let creds = workload.creds(file)?;
+    match workload {
+        Workload::Authz => crate::request::sign_authz(&creds, now),
+        Workload::AuthzProxy => crate::request::sign_authz_proxied(&creds, now),
+        Workload::AssumeRole => {
+            let role = file
+                .role
+                .as_deref()
+                .context("the credentials file has no role for assume-role")?;
+            let body = form_body(&[
+                ("Action", workload.action()),
+                ("Version", STS_VERSION),
+                ("RoleArn", role),
+                ("RoleSessionName", "bench"),
+            ]);
+            sign(host, &creds, "sts", body, now)
+        }
+        _ => {
+            let body = form_body(&[("Action", workload.action()), ("Version", STS_VERSION)]);
+            sign(host, &creds, "sts", body, now)
+        }
+    }
 }
 
 async fn replay_loop(

@@ -33,6 +33,54 @@ enum Command {
     FreePort,
     /// Wait until GET /healthz answers 200; print the milliseconds since --since-ns (unix ns).
     WaitReady(WaitArgs),
+    /// Write a Lua script for wrk that sends a replayable workload's signed request (not gst-mfa).
+    WrkScript(WrkScriptArgs),
+    /// Turn the output of `wrk --latency -s SCRIPT` into a result line (appended to --out).
+    WrkResult(WrkResultArgs),
+}
+
+#[derive(Debug, Args)]
+struct WrkScriptArgs {
+    /// Server address (loopback); also the signed `Host` of the STS workloads.
+    #[arg(long)]
+    endpoint: SocketAddr,
+    /// Credentials file from `setup`.
+    #[arg(long)]
+    creds: PathBuf,
+    /// Workload (replayable ones only: gst-mfa needs a fresh TOTP code per request).
+    #[arg(long, value_enum)]
+    workload: Workload,
+    /// Where to write the script.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct WrkResultArgs {
+    /// wrk's output (stdout).
+    #[arg(long)]
+    input: PathBuf,
+    /// Name of the target in the results (bench/run.sh uses `stsd@wrk`, `ceiling@wrk`, ...).
+    #[arg(long)]
+    target: String,
+    /// Workload.
+    #[arg(long, value_enum)]
+    workload: Workload,
+    /// Connections wrk used.
+    #[arg(long)]
+    conns: usize,
+    /// Run (turn) number.
+    #[arg(long)]
+    run: usize,
+    /// Server process id: its peak RSS (VmHWM) is read (reset it before wrk starts).
+    #[arg(long)]
+    pid: Option<u32>,
+    /// 1-minute load average when the run started.
+    #[arg(long, default_value_t = 0.0)]
+    loadavg: f64,
+    /// Result file to append to.
+    #[arg(long)]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -244,6 +292,88 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn wrk_script_cmd(a: WrkScriptArgs) -> anyhow::Result<()> {
+    use stsd_loadgen::wrk;
+    let creds = CredsFile::read(&a.creds)?;
+    let signed = load::sign_replayable(
+        a.workload,
+        &creds,
+        &target(a.endpoint).host,
+        stsd_loadgen::now_unix(),
+    )?;
+    let req = wrk::WrkRequest::from_wire(signed.wire())?;
+    let comment = format!(
+        "stsd-loadgen wrk-script: workload {} ({}), signed for {} at unix time {}.\nThe signature is valid for 15 minutes. Generated file: holds a benchmark server's credentials.",
+        a.workload.key(),
+        a.workload.label(),
+        a.endpoint,
+        stsd_loadgen::now_unix()
+    );
+    let text = wrk::script(&req, &comment);
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(&a.out)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    Ok(())
+}
+
+fn wrk_result_cmd(a: WrkResultArgs) -> anyhow::Result<()> {
+    use stsd_loadgen::wrk;
+    let text = std::fs::read_to_string(&a.input)
+        .with_context(|| format!("reading {}", a.input.display()))?;
+    let r = wrk::parse_output(&text).with_context(|| format!("in {}", a.input.display()))?;
+    let hwm = a.pid.and_then(procfs::vm_hwm_kib);
+    let line = RunLine {
+        target: a.target.clone(),
+        workload: a.workload.key().to_owned(),
+        conns: a.conns,
+        run: a.run,
+        requests: r.requests,
+        window_s: r.duration_s,
+        rps: r.rps,
+        p50_us: r.p50_us,
+        p99_us: r.p99_us,
+        non2xx: r.status_errors,
+        transport_errors: r.transport_errors(),
+        hwm_kib: hwm.unwrap_or(0),
+        offered: 0,
+        loadavg: a.loadavg,
+    };
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&a.out)
+        .with_context(|| format!("opening {}", a.out.display()))?;
+    if out.metadata()?.len() == 0 {
+        writeln!(out, "{HEADER}")?;
+    }
+    writeln!(out, "{}", line.to_line())?;
+    let [connect, read, write, timeout] = r.socket_errors;
+    eprintln!(
+        "  {:<12} {:<13} conns={:<3} run {}: {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  non-2xx {}  socket errors {} (connect {connect}, read {read}, write {write}, timeout {timeout})  peak RSS {}",
+        a.target,
+        a.workload.key(),
+        a.conns,
+        a.run,
+        line.rps,
+        f64::from(line.p50_us) / 1000.0,
+        f64::from(line.p99_us) / 1000.0,
+        line.non2xx,
+        line.transport_errors,
+        hwm.map_or_else(
+            || "?".to_owned(),
+            |k| format!("{:.1} MiB", k as f64 / 1024.0)
+        ),
+    );
+    Ok(())
+}
+
 fn report_cmd(a: ReportArgs) -> anyhow::Result<()> {
     let mut lines = Vec::new();
     for path in &a.results {
@@ -337,6 +467,8 @@ fn main() -> std::process::ExitCode {
                 Ok(())
             }
             Command::WaitReady(a) => wait_ready(a).await,
+            Command::WrkScript(a) => wrk_script_cmd(a),
+            Command::WrkResult(a) => wrk_result_cmd(a),
         }
     });
     match result {
