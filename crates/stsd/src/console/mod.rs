@@ -8,6 +8,7 @@
 //! console actions are written to the audit log. Sessions, cookies, CSRF tokens and security headers:
 //! [`session`]. Pages are plain server-rendered HTML (every value escaped), no script.
 
+pub mod admin;
 pub mod session;
 
 use crate::auth::user_arn;
@@ -188,6 +189,12 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Response<Full<Bytes
             ),
             Some((info, csrf)) => home(state, req, &info, &csrf, None).await,
         },
+        ("GET", path) if admin::is_admin_path(path) => match current {
+            Some((info, csrf)) if info.stage == Stage::Ready => {
+                admin::handle(state, req, &info, &csrf, &form).await
+            }
+            _ => redirect(None),
+        },
         ("POST", "/console/signin") => {
             if !same_origin(req) {
                 return respond(
@@ -253,6 +260,12 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Response<Full<Bytes
                         .get(c, now)
                         .map_or_else(|| Secret::new(""), |(_, t)| t);
                     access_key(state, req, &info, &csrf, &form).await
+                }
+                path if admin::is_admin_path(path) && info.stage == Stage::Ready => {
+                    let csrf = sessions
+                        .get(c, now)
+                        .map_or_else(|| Secret::new(""), |(_, t)| t);
+                    admin::handle(state, req, &info, &csrf, &form).await
                 }
                 _ => respond(404, page("Not found", ""), None),
             }
@@ -525,8 +538,22 @@ async fn run_action(
     info: &SessionInfo,
     action: &IamAction,
 ) -> Result<IamOutput, String> {
+    run_action_api(state, req, info, action)
+        .await
+        .map_err(|e| e.message)
+}
+
+/// [`run_action`] with the whole error (status and code as the API answers them).
+async fn run_action_api(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    action: &IamAction,
+) -> Result<IamOutput, stsd_proto::ApiError> {
     let Some(actor) = actor(state, req, info).await else {
-        return Err("Your user no longer exists.".into());
+        return Err(stsd_proto::ApiError::access_denied(
+            "Your user no longer exists.",
+        ));
     };
     let result = Iam::new(state, actor).execute(action).await;
     let mut event = json!({"eventSource": "iam.amazonaws.com", "eventName": action.name(),
@@ -539,7 +566,7 @@ async fn run_action(
         );
     }
     audit(state, req, event);
-    result.map_err(|e| e.message)
+    result
 }
 
 async fn change_password(
