@@ -1276,11 +1276,20 @@ async fn simulator(cx: &Ctx<'_>) -> Response<Full<Bytes>> {
             policy_input_list: Vec::new(),
             action_names,
             resource_arns: vec![resource],
-            context_entries: vec![ContextEntry {
-                key: "aws:MultiFactorAuthPresent".into(),
-                values: vec![with_mfa.to_string()],
-                kind: ContextKeyType::Boolean,
-            }],
+            // What a request of this user signed in to the console carries: its name (for
+            // `${aws:username}`, which IAM's simulator only knows when given) and the MFA state.
+            context_entries: vec![
+                ContextEntry {
+                    key: "aws:username".into(),
+                    values: vec![user.clone()],
+                    kind: ContextKeyType::String,
+                },
+                ContextEntry {
+                    key: "aws:MultiFactorAuthPresent".into(),
+                    values: vec![with_mfa.to_string()],
+                    kind: ContextKeyType::Boolean,
+                },
+            ],
             caller_arn: None,
             page: all(),
         })
