@@ -113,8 +113,15 @@ fn decision(r: &Response) -> String {
 
 #[tokio::test]
 async fn console_admin_users_permissions_csrf_simulator_and_policies() {
-    let server = Server::start_with(Opts::args(&["--console"]));
+    let audit_dir = crate::harness::TempDir::new("console-admin-audit");
+    let audit = audit_dir.data_dir().with_file_name("audit.log");
+    let audit_arg = audit.display().to_string();
+    let mut server = Server::start_with(Opts::args(&["--console", "--audit-log", &audit_arg]));
     let acct = server.account.clone();
+    // Without a session: back to the sign-in page.
+    let r = send(server.addr, "GET", "/console/admin/users", &[], b"");
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/console/"));
     let root = iam(&server.endpoint(), &server.root);
     set_root_password(&server, "Root-Pass-123");
     for name in ["alice", "adam", "bob"] {
@@ -383,6 +390,22 @@ async fn console_admin_users_permissions_csrf_simulator_and_policies() {
         &rc,
     );
     assert!(r.body.contains(">adam</a>"), "{}", r.body);
+
+    // Console administration is in the audit log like the API, without passwords.
+    server.stop();
+    let text = std::fs::read_to_string(&audit).unwrap();
+    for event in [
+        "\"CreateUser\"",
+        "\"DeleteUser\"",
+        "\"UpdateUser\"",
+        "\"SimulatePrincipalPolicy\"",
+    ] {
+        assert!(text.contains(event), "{event} in {text}");
+    }
+    assert!(text.contains("\"errorCode\":\"AccessDenied\""));
+    for secret in ["Carol-Pass-123", "Root-Pass-123", &rc] {
+        assert!(!text.contains(secret), "{secret} in the audit log");
+    }
 }
 
 #[tokio::test]
