@@ -104,6 +104,29 @@ fn enc(s: &str) -> String {
         .collect()
 }
 
+/// HTML text back to plain text (the escapes the console's pages use).
+fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The texts of a page's `role="alert"` elements.
+fn alerts(r: &Response) -> Vec<String> {
+    r.body
+        .split("role=\"alert\"")
+        .skip(1)
+        .filter_map(|rest| {
+            let start = rest.find('>')? + 1;
+            let end = rest.find("</p>")?;
+            Some(unescape(&rest[start..end]))
+        })
+        .collect()
+}
+
 /// The decision cell of a simulator answer (one action).
 fn decision(r: &Response) -> String {
     let prefix = "<strong class=\"decision\">";
@@ -220,10 +243,9 @@ async fn console_admin_users_permissions_csrf_simulator_and_policies() {
         &format!("csrf={t}&op=delete"),
     );
     assert_eq!(r.status, 409, "{}", r.body);
-    assert!(
-        r.body.contains(
-            "<p role=\"alert\">Cannot delete entity, must delete login profile first.</p>"
-        ),
+    assert_eq!(
+        alerts(&r),
+        ["Cannot delete entity, must delete login profile first."],
         "{}",
         r.body
     );
@@ -249,12 +271,13 @@ async fn console_admin_users_permissions_csrf_simulator_and_policies() {
     let ac = sign_in(&server, "alice", "Some-Pass-123");
     let r = get(&server, "/console/admin/users", &ac);
     assert_eq!(r.status, 403, "{}", r.body);
+    let denied = alerts(&r);
+    assert_eq!(denied.len(), 1, "{}", r.body);
     assert!(
-        r.body.contains(&format!(
-            "<p role=\"alert\">User: arn:aws:iam::{acct}:user/alice is not authorized to perform: iam:ListUsers on resource: "
+        denied[0].starts_with(&format!(
+            "User: arn:aws:iam::{acct}:user/alice is not authorized to perform: iam:ListUsers on resource: "
         )),
-        "{}",
-        r.body
+        "{denied:?}"
     );
     let r = get(&server, "/console/admin/users/adam", &ac);
     assert_eq!(r.status, 403, "{}", r.body);
@@ -356,12 +379,7 @@ async fn console_admin_users_permissions_csrf_simulator_and_policies() {
         &format!("csrf={t}&name=Bad&document={}", enc(bad)),
     );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(r.body.contains("<p role=\"alert\">"), "{}", r.body);
-    assert!(
-        r.body.contains(&message.replace('"', "&quot;")),
-        "{message} in {}",
-        r.body
-    );
+    assert_eq!(alerts(&r), [message], "{}", r.body);
     // A good one, then its page: the document pretty-printed, its attachments.
     let good = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iam:GetUser","Resource":"*"}]}"#;
     let r = post(
@@ -376,8 +394,7 @@ async fn console_admin_users_permissions_csrf_simulator_and_policies() {
     let r = get(&server, &location, &rc);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
-        r.body
-            .contains("&quot;Action&quot;: &quot;iam:GetUser&quot;"),
+        unescape(&r.body).contains("\"Action\": \"iam:GetUser\""),
         "{}",
         r.body
     );
@@ -452,7 +469,7 @@ async fn console_admin_groups() {
         &format!("csrf={t}&op=delete"),
     );
     assert_eq!(r.status, 409, "{}", r.body);
-    assert!(r.body.contains("<p role=\"alert\">"));
+    assert_eq!(alerts(&r).len(), 1, "{}", r.body);
     for form in [
         "op=member-remove&user=gina".to_owned(),
         format!(
