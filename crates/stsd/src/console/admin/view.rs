@@ -200,3 +200,72 @@ pub(crate) struct SimulatorPage<'a> {
     pub mfa: bool,
     pub results: Option<Vec<SimRow>>,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn layout(title: &str) -> Layout<'_> {
+        Layout {
+            title,
+            account: "123456789012",
+            user: Some("root"),
+            csrf: Some("tok\"en"),
+            nav: true,
+            current: "admin",
+            alert: None,
+            status: None,
+            css: "/console/static/console.css",
+        }
+    }
+
+    #[test]
+    fn admin_templates_escape_names_documents_and_the_csrf_token() {
+        let html = PoliciesPage {
+            layout: layout("Policies"),
+            csrf: "tok\"en",
+            policies: Some(vec![PolicyRow {
+                name: "<b>x</b>".into(),
+                href: "/console/admin/policies/view?arn=a&b".into(),
+                arn: "arn".into(),
+                aws_managed: false,
+                attachments: 0,
+            }]),
+            typed_name: "\"><script>",
+            typed_document: "</textarea><script>",
+        }
+        .render()
+        .unwrap();
+        assert!(
+            !html.contains("<script>") && !html.contains("<b>x"),
+            "{html}"
+        );
+        assert!(html.contains("value=\"tok&#34;en\""), "{html}");
+        assert!(html.contains("aria-current=\"page\">Administration"));
+        assert!(html.contains("<label for=\"policy-document\">"));
+
+        let html = SimulatorPage {
+            layout: layout("Policy simulator"),
+            user: "<u>",
+            actions: "iam:GetUser",
+            resource: "*",
+            mfa: true,
+            results: Some(vec![SimRow {
+                action: "iam:GetUser".into(),
+                resource: "*".into(),
+                decision: "allowed",
+                matched: vec!["<p>".into()],
+                missing: String::new(),
+            }]),
+        }
+        .render()
+        .unwrap();
+        assert!(html.contains("<strong class=\"decision\">allowed</strong>"));
+        assert!(html.contains("id=\"sim-mfa\" name=\"mfa\" value=\"on\" checked>"));
+        assert!(
+            !html.contains("<u>") && html.contains("&#60;p&#62;"),
+            "{html}"
+        );
+    }
+}
