@@ -442,6 +442,12 @@ async fn console_admin_groups() {
         &format!("csrf={t}&name=devs"),
     );
     assert_eq!(r.status, 303, "{}", r.body);
+    let r = get(&server, "/console/admin/users/gina", &rc);
+    assert!(
+        r.body.contains("<option value=\"devs\">devs</option>"),
+        "{}",
+        r.body
+    );
     for form in [
         "op=member-add&user=gina".to_owned(),
         format!(

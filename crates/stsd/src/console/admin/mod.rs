@@ -405,6 +405,18 @@ async fn user(cx: &Ctx<'_>, name: &str, shown: Shown) -> Reply {
         keys,
         devices,
         groups,
+        all_groups: match cx
+            .run(IamAction::ListGroups {
+                path_prefix: "/".into(),
+                page: all(),
+            })
+            .await
+        {
+            Ok(IamOutput::Groups { groups, .. }) => {
+                groups.into_iter().map(|g| g.group_name).collect()
+            }
+            _ => Vec::new(),
+        },
         attached,
         attachable: cx.attachable().await,
         inline,

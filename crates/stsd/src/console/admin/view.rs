@@ -76,6 +76,9 @@ pub(crate) struct UserDetail {
     pub keys: Result<Vec<KeyRow>, String>,
     pub devices: Result<Vec<DeviceRow>, String>,
     pub groups: Result<Vec<Link>, String>,
+    /// Groups the principal may list, for the "Add to group" form (empty when refused: the form then
+    /// takes a name).
+    pub all_groups: Vec<String>,
     pub attached: Result<Vec<AttachedRow>, String>,
     /// Managed policies the principal may list, `(arn, name)`, for the attach form.
     pub attachable: Vec<(String, String)>,
