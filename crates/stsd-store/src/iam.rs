@@ -220,6 +220,19 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// The per-user "MFA required" flag; `None` when the user does not exist.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user_mfa_required(&self, user_id: &str) -> Result<Option<bool>> {
+        let row = sqlx::query("SELECT mfa_required FROM users WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get::<i64, _>("mfa_required")? != 0))
+            .transpose()
+    }
+
     /// Sets a principal's "sessions not before" time (revocation of earlier sessions).
     ///
     /// # Errors

@@ -199,6 +199,60 @@ impl<'a> Iam<'a> {
         .await
     }
 
+    /// stsd's per-user "MFA required" flag (`stsd admin mfa require USER on|off`: access keys of the
+    /// user then get only MFA sessions from `GetSessionToken`). IAM has no such setting; changing it is
+    /// authorized as `iam:UpdateUser` on the user, reading it as `iam:GetUser`. `None` reads the flag,
+    /// `Some(on)` sets it; answers the flag's value.
+    ///
+    /// # Errors
+    /// `AccessDenied`, `NoSuchEntity`, store errors.
+    pub async fn user_mfa_required(
+        &self,
+        user_name: &str,
+        set: Option<bool>,
+    ) -> Result<bool, ApiError> {
+        let user = self.user_named(user_name).await?;
+        let path = user.as_ref().map_or("/", |u| u.path.as_str());
+        let resource = user_arn(&self.state.account, path, user_name);
+        let action = if set.is_some() {
+            "iam:UpdateUser"
+        } else {
+            "iam:GetUser"
+        };
+        authz::authorize(
+            self.state,
+            &self.actor.who,
+            &self.actor.ctx,
+            Check {
+                action,
+                resource: &resource,
+                shown: Some(&format!("user {user_name}")),
+            },
+        )
+        .await?;
+        let Some(u) = user else {
+            return Err(no_such_user(user_name));
+        };
+        let store = &self.state.store;
+        match set {
+            Some(on) => {
+                if !store
+                    .set_user_mfa_required(&u.user_id, on)
+                    .await
+                    .map_err(|e| store_err(&e))?
+                {
+                    return Err(no_such_user(user_name));
+                }
+                Ok(on)
+            }
+            None => store
+                .user_mfa_required(&u.user_id)
+                .await
+                .map_err(|e| store_err(&e))?
+                .ok_or_else(|| no_such_user(user_name)),
+        }
+    }
+
     fn account_arn(&self, kind_path_name: &str) -> String {
         format!("arn:aws:iam::{}:{kind_path_name}", self.state.account)
     }

@@ -645,3 +645,95 @@ async fn assign_and_remove_a_virtual_mfa_device() {
         "deleted, not only deactivated"
     );
 }
+
+fn get_path(server: &Server, path: &str, cookie: Option<&str>) -> Response {
+    let headers: Vec<(String, String)> = cookie
+        .map(|c| vec![("Cookie".to_owned(), format!("stsd-console={c}"))])
+        .unwrap_or_default();
+    send(server.addr, "GET", path, &headers, b"")
+}
+
+#[tokio::test]
+async fn layout_stylesheet_and_administration_placeholder() {
+    let server = Server::start_with(Opts::args(&["--console"]));
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("gina").send().await.unwrap();
+    root.attach_user_policy()
+        .user_name("gina")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    root.create_login_profile()
+        .user_name("gina")
+        .password("Gina-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    // The sign-in page: the layout, the stylesheet, no navigation before signing in.
+    let r = get(&server, None);
+    assert!(r.body.starts_with("<!doctype html>") && r.body.contains("<html lang=\"en\">"));
+    assert!(r.body.contains("name=\"viewport\""));
+    assert!(
+        r.body.contains(&server.account),
+        "the header names the account"
+    );
+    assert!(!r.body.contains("Session credentials") && !r.body.contains("/console/signout"));
+    let marker = "rel=\"stylesheet\" href=\"";
+    let at = r.body.find(marker).unwrap() + marker.len();
+    let css_url = r.body[at..].split('"').next().unwrap().to_owned();
+    assert!(
+        css_url.starts_with("/console/static/console.css?v="),
+        "{css_url}"
+    );
+    let css = get_path(&server, &css_url, None);
+    assert_eq!(css.status, 200);
+    assert!(css.header("content-type").unwrap().starts_with("text/css"));
+    assert!(
+        css.header("cache-control")
+            .unwrap()
+            .contains("max-age=31536000")
+    );
+    assert_eq!(css.header("x-content-type-options"), Some("nosniff"));
+    assert!(css.body.contains("@media"));
+    assert!(
+        r.header("content-security-policy")
+            .unwrap()
+            .contains("style-src 'self'")
+    );
+    // Signed in: navigation, sign-out in the header, the current page marked.
+    let c = set_cookie(&sign_in(&server, "gina", "Gina-Pass-1"));
+    let page = get(&server, Some(&c));
+    for link in [
+        "href=\"/console/\" aria-current=\"page\">My security credentials",
+        "href=\"/console/session\"",
+        "href=\"/console/admin/\"",
+        "action=\"/console/signout\"",
+    ] {
+        assert!(page.body.contains(link), "{link}: {}", page.body);
+    }
+    // Values are escaped by the templates.
+    assert!(!page.body.contains("<script"));
+    // Administration (the pages: `console_admin_tests`), behind the session (and CSRF for forms).
+    let r = get_path(&server, "/console/admin/", Some(&c));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("Sign out"));
+    assert!(
+        r.body
+            .contains("href=\"/console/admin/\" aria-current=\"page\">Administration"),
+        "{}",
+        r.body
+    );
+    let r = get_path(&server, "/console/admin/users", None);
+    assert_eq!(r.status, 303);
+    let r = post(&server, "/console/admin/users", Some(&c), "op=x");
+    assert_eq!(r.status, 403, "no CSRF token");
+    let r = post(
+        &server,
+        "/console/admin/nothing",
+        Some(&c),
+        &format!("csrf={}&op=x", csrf(&page)),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(get_path(&server, "/console/nothing", Some(&c)).status, 404);
+}

@@ -14,6 +14,7 @@ mod xml;
 
 mod auth_tests;
 mod authorizer_tests;
+mod console_admin_tests;
 mod console_tests;
 mod framing_tests;
 mod hardening_tests;

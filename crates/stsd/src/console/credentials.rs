@@ -1,0 +1,272 @@
+//! "My security credentials" (`/console/`) and its forms: MFA devices (`/console/mfa/*`) and access
+//! keys (`/console/keys`), each through the API's IAM executor as the signed-in principal.
+
+use super::session::{SessionInfo, Stage};
+use super::view::{HomePage, KeyCreatedPage, KeyRow, Layout, MfaAssignPage, MfaRow};
+use super::{Reply, redirect, render, run_action, run_validated};
+use crate::auth::user_arn;
+use crate::handler::Incoming;
+use crate::state::AppState;
+use stsd_core::secret::Secret;
+use stsd_proto::Params;
+use stsd_proto::iam::{IamAction, IamOutput, Page};
+
+/// The page a session sees at `/console/`: the sign-in step it has reached, or "My security
+/// credentials" with an optional `role="alert"` message.
+pub(super) async fn home(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    csrf: &Secret,
+    message: Option<&str>,
+) -> Reply {
+    match info.stage {
+        Stage::NeedsMfa => super::signin::mfa_page(state, info, csrf, message).await,
+        Stage::NeedsPasswordChange => {
+            super::signin::password_change_page(state, info, csrf, message)
+        }
+        Stage::Ready => credentials_page(state, req, info, csrf, message).await,
+    }
+}
+
+async fn credentials_page(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    csrf: &Secret,
+    message: Option<&str>,
+) -> Reply {
+    let arn = match &info.principal.user_id {
+        None => format!("arn:aws:iam::{}:root", state.account),
+        Some(_) => state
+            .store
+            .user_by_name(&info.principal.name)
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(String::new, |u| user_arn(&state.account, &u.path, &u.name)),
+    };
+    let list = Page {
+        marker: None,
+        max_items: 100,
+    };
+    let mfa = match run_action(
+        state,
+        req,
+        info,
+        &IamAction::ListMfaDevices {
+            user_name: None,
+            page: list.clone(),
+        },
+    )
+    .await
+    {
+        Ok(IamOutput::MfaDevices { devices, .. }) => Ok(devices
+            .into_iter()
+            .map(|d| MfaRow {
+                serial: d.serial_number,
+                enabled: d.enable_date.unwrap_or_default(),
+            })
+            .collect::<Vec<_>>()),
+        Ok(_) => Ok(Vec::new()),
+        Err(m) => Err(m),
+    };
+    let keys = match run_action(
+        state,
+        req,
+        info,
+        &IamAction::ListAccessKeys {
+            user_name: None,
+            page: list,
+        },
+    )
+    .await
+    {
+        Ok(IamOutput::AccessKeys { keys, .. }) => Ok(keys
+            .into_iter()
+            .map(|k| KeyRow {
+                active: k.status == "Active",
+                id: k.access_key_id,
+                status: k.status,
+                created: k.create_date,
+            })
+            .collect::<Vec<_>>()),
+        Ok(_) => Ok(Vec::new()),
+        Err(m) => Err(m),
+    };
+    let can_add_mfa = info.principal.user_id.is_some() && mfa.as_ref().is_ok_and(|d| d.len() < 8);
+    render(
+        200,
+        &HomePage {
+            layout: Layout::signed_in(state, info, csrf, "My security credentials")
+                .current("home")
+                .alert(message),
+            csrf: csrf.expose(),
+            arn,
+            mfa_at_sign_in: info.mfa.is_some(),
+            is_user: info.principal.user_id.is_some(),
+            mfa,
+            can_add_mfa,
+            keys,
+        },
+        None,
+    )
+}
+
+/// The otpauth URI of a QR code the console draws: an issuer prefix and `issuer=` parameter, and the
+/// account in the label, so that an authenticator app tells deployments apart (IAM's own `QRCodePNG`
+/// keeps AWS's `name@account` label).
+pub fn otpauth_uri(issuer: &str, user: &str, account: &str, seed: &str) -> String {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-_.~@".contains(&b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    format!(
+        "otpauth://totp/{}:{}@{}?secret={seed}&issuer={}",
+        enc(issuer),
+        enc(user),
+        enc(account),
+        enc(issuer)
+    )
+}
+
+/// `/console/mfa/*`: assign a virtual MFA device (create it, show its QR code and secret, then enable it
+/// with two consecutive codes) or remove one (deactivate, then delete the virtual device).
+pub(super) async fn mfa_device(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    csrf: &Secret,
+    path: &str,
+    form: &Params,
+) -> Reply {
+    let Some(user_name) = info
+        .principal
+        .user_id
+        .as_ref()
+        .map(|_| info.principal.name.clone())
+    else {
+        return home(
+            state,
+            req,
+            info,
+            csrf,
+            Some("The root's MFA device is managed with stsd admin mfa enroll --root."),
+        )
+        .await;
+    };
+    let serial = form.get("serial").unwrap_or_default().to_owned();
+    let actions: Vec<IamAction> = match path {
+        "/console/mfa/create" => vec![IamAction::CreateVirtualMfaDevice {
+            name: form.get("name").unwrap_or_default().trim().to_owned(),
+            path: "/".into(),
+        }],
+        "/console/mfa/enable" => vec![IamAction::EnableMfaDevice {
+            user_name,
+            serial_number: serial.clone(),
+            code1: form.get("code1").unwrap_or_default().trim().to_owned(),
+            code2: form.get("code2").unwrap_or_default().trim().to_owned(),
+        }],
+        _ => vec![
+            IamAction::DeactivateMfaDevice {
+                user_name: None,
+                serial_number: serial.clone(),
+            },
+            IamAction::DeleteVirtualMfaDevice {
+                serial_number: serial.clone(),
+            },
+        ],
+    };
+    for action in actions {
+        match run_validated(state, req, info, &action).await {
+            Err(m) => return home(state, req, info, csrf, Some(&m)).await,
+            Ok(IamOutput::NewVirtualMfaDevice {
+                serial_number,
+                base32_seed,
+                ..
+            }) => {
+                let seed = Secret::new(base32_seed);
+                let uri = Secret::new(otpauth_uri(
+                    "stsd",
+                    &info.principal.name,
+                    &state.account,
+                    seed.expose(),
+                ));
+                let qr = crate::qr::png(uri.expose())
+                    .map(|png| {
+                        use base64::Engine as _;
+                        base64::engine::general_purpose::STANDARD.encode(png)
+                    })
+                    .unwrap_or_default();
+                return render(
+                    200,
+                    &MfaAssignPage {
+                        layout: Layout::signed_in(state, info, csrf, "Assign MFA device")
+                            .current("home"),
+                        csrf: csrf.expose(),
+                        serial: &serial_number,
+                        seed: seed.expose(),
+                        qr_png_base64: &qr,
+                    },
+                    None,
+                );
+            }
+            Ok(_) => {}
+        }
+    }
+    redirect(None)
+}
+
+/// `/console/keys`: create (the secret is shown once, on this answer only), activate, deactivate, delete.
+pub(super) async fn access_key(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    csrf: &Secret,
+    form: &Params,
+) -> Reply {
+    let id = form.get("id").unwrap_or_default().to_owned();
+    let action = match form.get("op") {
+        Some("create") => IamAction::CreateAccessKey { user_name: None },
+        Some(op @ ("activate" | "deactivate")) => IamAction::UpdateAccessKey {
+            user_name: None,
+            access_key_id: id,
+            active: op == "activate",
+        },
+        Some("delete") => IamAction::DeleteAccessKey {
+            user_name: None,
+            access_key_id: id,
+        },
+        _ => return home(state, req, info, csrf, Some("Unknown operation.")).await,
+    };
+    match run_validated(state, req, info, &action).await {
+        Err(m) => home(state, req, info, csrf, Some(&m)).await,
+        Ok(IamOutput::NewAccessKey {
+            key,
+            secret_access_key,
+        }) => {
+            let secret = Secret::new(secret_access_key);
+            render(
+                200,
+                &KeyCreatedPage {
+                    layout: Layout::signed_in(state, info, csrf, "Access key created")
+                        .current("home")
+                        .status(Some(
+                            "This is the only time the secret access key can be viewed. Save it now.",
+                        )),
+                    id: &key.access_key_id,
+                    secret: secret.expose(),
+                },
+                None,
+            )
+        }
+        Ok(_) => redirect(None),
+    }
+}
