@@ -151,6 +151,12 @@ pub struct ServeArgs {
     /// MFA, change password, own MFA devices and access keys listed; off unless given).
     #[arg(long, env = "STSD_CONSOLE")]
     pub console: bool,
+    /// Console sessions end after this many seconds without a request.
+    #[arg(long, env = "STSD_CONSOLE_IDLE_TIMEOUT", default_value_t = crate::console::session::DEFAULT_IDLE_SECS)]
+    pub console_idle_timeout: i64,
+    /// Console sessions end this many seconds after sign-in, whatever the activity.
+    #[arg(long, env = "STSD_CONSOLE_SESSION_LIFETIME", default_value_t = crate::console::session::DEFAULT_ABSOLUTE_SECS)]
+    pub console_session_lifetime: i64,
     /// Also serve the authorizer (`/_stsd/authorize`) on this address (same server, its own listener).
     #[arg(long, env = "STSD_AUTHZ_LISTEN")]
     pub authz_listen: Option<SocketAddr>,
@@ -304,11 +310,33 @@ pub async fn migrate(args: StoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The console's session timeouts (`--console-idle-timeout`, `--console-session-lifetime`, seconds):
+/// both positive, and the idle timeout no longer than the lifetime.
+///
+/// # Errors
+/// A setting out of range, named in the message.
+pub fn console_timeouts_valid(idle: i64, lifetime: i64) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        idle > 0,
+        "console idle timeout (--console-idle-timeout, [console] idle_timeout) must be more than 0 seconds, got {idle}"
+    );
+    anyhow::ensure!(
+        lifetime > 0,
+        "console session lifetime (--console-session-lifetime, [console] session_lifetime) must be more than 0 seconds, got {lifetime}"
+    );
+    anyhow::ensure!(
+        idle <= lifetime,
+        "console idle timeout ({idle} s) must not exceed the console session lifetime ({lifetime} s)"
+    );
+    Ok(())
+}
+
 /// Runs `stsd serve`.
 ///
 /// # Errors
 /// Start-up failures (bad configuration, unreadable data, port in use).
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    console_timeouts_valid(args.console_idle_timeout, args.console_session_lifetime)?;
     let account_req = match &args.account_id {
         None => None,
         Some(s) => Some(
@@ -358,8 +386,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     state.authz = crate::authz::Authz::new(authz_settings(&state, &args).await?);
     if args.console {
-        use crate::console::session::{DEFAULT_ABSOLUTE_SECS, DEFAULT_IDLE_SECS, Sessions};
-        state.console = Some(Sessions::new(DEFAULT_IDLE_SECS, DEFAULT_ABSOLUTE_SECS));
+        state.console = Some(crate::console::session::Sessions::new(
+            args.console_idle_timeout,
+            args.console_session_lifetime,
+        ));
     }
     state.ip_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_ip));
     state.key_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_key));

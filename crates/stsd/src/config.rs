@@ -39,6 +39,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct ConsoleSection {
     enabled: Option<bool>,
+    idle_timeout: Option<i64>,
+    session_lifetime: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +191,17 @@ pub fn apply(
     );
     let console = file.console.unwrap_or_default();
     set!("console", args.console, console.enabled);
+    set!(
+        "console_idle_timeout",
+        args.console_idle_timeout,
+        console.idle_timeout
+    );
+    set!(
+        "console_session_lifetime",
+        args.console_session_lifetime,
+        console.session_lifetime
+    );
+    crate::cli::console_timeouts_valid(args.console_idle_timeout, args.console_session_lifetime)?;
     let authz = file.authz.unwrap_or_default();
     set!(
         "trusted_proxies",
@@ -303,6 +316,8 @@ mod tests {
             "key",
             "trusted_proxies",
             "enabled",
+            "idle_timeout",
+            "session_lifetime",
             "id",
             "stage",
             "hosts",
@@ -379,6 +394,32 @@ mod tests {
             "untouched settings keep their defaults"
         );
         assert_eq!(args.workers, None, "default: one worker per core");
+    }
+
+    #[test]
+    fn console_timeouts_from_file_and_flags_and_validated() {
+        let (mut args, m) = serve(&["stsd", "serve", "--console-idle-timeout", "3"]);
+        let file = parse("[console]\nidle_timeout = 60\nsession_lifetime = 600\n").unwrap();
+        apply(&mut args, &m, file, Path::new("")).unwrap();
+        assert_eq!(
+            args.console_idle_timeout, 3,
+            "the flag must win over the file"
+        );
+        assert_eq!(args.console_session_lifetime, 600);
+        for (text, want) in [
+            ("[console]\nidle_timeout = 0\n", "must be more than 0"),
+            ("[console]\nsession_lifetime = -5\n", "must be more than 0"),
+            (
+                "[console]\nidle_timeout = 100\nsession_lifetime = 50\n",
+                "must not exceed",
+            ),
+        ] {
+            let (mut args, m) = serve(&["stsd", "serve"]);
+            let e = apply(&mut args, &m, parse(text).unwrap(), Path::new(""))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 
     #[test]

@@ -179,6 +179,9 @@ fn same_origin(req: &Incoming<'_>) -> bool {
     }
     match (header("origin"), header("host")) {
         (None, _) => true,
+        // Pages are sent with `Referrer-Policy: no-referrer`, under which browsers send `Origin: null`
+        // with a form's POST; then the browser's own `Sec-Fetch-Site` must say it came from this origin.
+        (Some("null"), _) => header("sec-fetch-site") == Some("same-origin"),
         (Some(o), Some(host)) => {
             let scheme = if req.tls { "https" } else { "http" };
             o == format!("{scheme}://{host}")

@@ -148,6 +148,28 @@ async fn console_sign_in_cookies_csrf_and_change_password() {
         format!("account={acct}&user=alice&password=Correct-Horse-7").as_bytes(),
     );
     assert_eq!(r.status, 403);
+    // `Origin: null` (what browsers send under `Referrer-Policy: no-referrer`) is believed only with the
+    // browser's `Sec-Fetch-Site: same-origin` (a same-origin sign-in in Chromium: test_browser.py).
+    for fetch_site in [None, Some("cross-site"), Some("same-site")] {
+        let mut headers = vec![
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("Origin".into(), "null".into()),
+        ];
+        if let Some(f) = fetch_site {
+            headers.push(("Sec-Fetch-Site".into(), f.into()));
+        }
+        let r = send(
+            server.addr,
+            "POST",
+            "/console/signin",
+            &headers,
+            format!("account={acct}&user=alice&password=Correct-Horse-7").as_bytes(),
+        );
+        assert_eq!(r.status, 403, "Origin: null, Sec-Fetch-Site: {fetch_site:?}");
+    }
 
     // Success: a random, HttpOnly, SameSite=Strict cookie (no Secure without TLS).
     let r = sign_in(&server, "alice", "Correct-Horse-7");
