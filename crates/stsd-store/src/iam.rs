@@ -207,6 +207,19 @@ impl Store {
         }
     }
 
+    /// The per-user "MFA required" flag (`false` for a user that does not exist).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub async fn user_mfa_required(&self, user_id: &str) -> Result<bool> {
+        let v: Option<i64> =
+            sqlx::query_scalar("SELECT mfa_required FROM users WHERE user_id = $1")
+                .bind(user_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(v.is_some_and(|v| v != 0))
+    }
+
     /// Sets the per-user "MFA required" flag; returns whether the user exists.
     ///
     /// # Errors

@@ -10,12 +10,14 @@
 //! script; one stylesheet is served at `/console/static/console.css`.
 //!
 //! Files by flow: this module routes and holds the shared helpers; [`signin`] the sign-in steps,
-//! password change and sign-out; [`credentials`] the self-service page and its forms.
+//! password change and sign-out; [`credentials`] the self-service page and its forms; [`tokens`]
+//! the session-credentials page.
 
 pub mod admin;
 mod credentials;
 pub mod session;
 mod signin;
+mod tokens;
 pub(crate) mod view;
 
 use crate::auth::user_arn;
@@ -254,6 +256,10 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Reply {
             None => sign_in_page(state, 200, None),
             Some((info, csrf)) => credentials::home(state, req, &info, &csrf, None).await,
         },
+        ("GET", "/console/session") => match current {
+            Some((info, csrf)) if info.stage == Stage::Ready => tokens::form(state, &info, &csrf),
+            _ => redirect(None),
+        },
         ("GET", _) if is_admin => match current {
             Some((info, csrf)) if info.stage == Stage::Ready => {
                 admin::handle(state, req, &info, &csrf, &form).await
@@ -311,6 +317,9 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Reply {
                     if info.stage == Stage::Ready =>
                 {
                     credentials::mfa_device(state, req, &info, &csrf, path, &form).await
+                }
+                "/console/session" if info.stage == Stage::Ready => {
+                    tokens::issue(state, req, &info, &csrf, &form).await
                 }
                 "/console/keys" if info.stage == Stage::Ready => {
                     credentials::access_key(state, req, &info, &csrf, &form).await

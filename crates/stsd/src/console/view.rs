@@ -173,6 +173,27 @@ pub(crate) struct KeyCreatedPage<'a> {
     pub secret: &'a str,
 }
 
+/// New session credentials (shown once).
+pub(crate) struct SessionCredentials<'a> {
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub session_token: &'a str,
+    pub expiration: &'a str,
+    /// Whether they carry the sign-in's MFA.
+    pub mfa: bool,
+}
+
+/// "Session credentials": the form, and the new credentials as `export` lines after a request.
+#[derive(Template)]
+#[template(path = "console/session_credentials.html")]
+pub(crate) struct SessionCredentialsPage<'a> {
+    pub layout: Layout<'a>,
+    pub csrf: &'a str,
+    pub mfa_at_sign_in: bool,
+    pub is_root: bool,
+    pub credentials: Option<SessionCredentials<'a>>,
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

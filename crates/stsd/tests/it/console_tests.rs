@@ -731,3 +731,104 @@ async fn layout_stylesheet_and_administration_placeholder() {
     assert_eq!(r.status, 404);
     assert_eq!(get_path(&server, "/console/nothing", Some(&c)).status, 404);
 }
+
+/// The value of `export NAME=` on a page.
+fn export(body: &str, name: &str) -> String {
+    let prefix = format!("export {name}=");
+    let at = body.find(&prefix).unwrap() + prefix.len();
+    body[at..].split(['\n', '<']).next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn session_credentials_from_the_console() {
+    let server = Server::start_with(Opts::args(&["--console"]));
+    let acct = server.account.clone();
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("hank").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("hank")
+        .password("Hank-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_path(&server, "/console/session", None).status, 303);
+    let c = set_cookie(&sign_in(&server, "hank", "Hank-Pass-1"));
+    let page = get_path(&server, "/console/session", Some(&c));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"duration\" name=\"duration\""));
+    assert!(
+        page.body
+            .contains("href=\"/console/session\" aria-current=\"page\"")
+    );
+    let token = csrf(&page);
+    assert_eq!(
+        post(&server, "/console/session", Some(&c), "duration=900").status,
+        403,
+        "no CSRF token"
+    );
+    // The API's validation and message.
+    let r = post(
+        &server,
+        "/console/session",
+        Some(&c),
+        &format!("csrf={token}&duration=12"),
+    );
+    assert!(
+        r.body
+            .contains("Member must have value greater than or equal to 900"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("export AWS_"));
+    let r = post(
+        &server,
+        "/console/session",
+        Some(&c),
+        &format!("csrf={token}&duration=900"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let creds = Creds {
+        id: export(&r.body, "AWS_ACCESS_KEY_ID"),
+        secret: export(&r.body, "AWS_SECRET_ACCESS_KEY"),
+        token: Some(export(&r.body, "AWS_SESSION_TOKEN")),
+    };
+    assert!(
+        creds.id.starts_with("ASIA") && creds.secret.len() == 40,
+        "{}",
+        r.body
+    );
+    let sts = crate::sdk::client(&server.endpoint(), &creds);
+    let me = sts.get_caller_identity().send().await.unwrap();
+    assert_eq!(
+        me.arn(),
+        Some(format!("arn:aws:iam::{acct}:user/hank").as_str())
+    );
+    // As for the API: a session cannot call GetSessionToken, and expires as asked.
+    let e = sts.get_session_token().send().await.unwrap_err();
+    assert_eq!(crate::sdk::error_parts(&e).0, 403);
+    // With `--require-mfa`, a sign-in without MFA gets none (the API's message).
+    let strict = Server::start_with(Opts::args(&["--console", "--require-mfa"]));
+    let root = iam(&strict.endpoint(), &strict.root);
+    root.create_user().user_name("hank").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("hank")
+        .password("Hank-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&strict, "hank", "Hank-Pass-1"));
+    let token = csrf(&get_path(&strict, "/console/session", Some(&c)));
+    let r = post(
+        &strict,
+        "/console/session",
+        Some(&c),
+        &format!("csrf={token}"),
+    );
+    assert!(
+        r.body.contains("MultiFactorAuthentication required"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("export AWS_"));
+}
