@@ -1,7 +1,7 @@
 //! "My security credentials" (`/console/`) and its forms: MFA devices (`/console/mfa/*`) and access
 //! keys (`/console/keys`), each through the API's IAM executor as the signed-in principal.
 
-use super::session::{SessionInfo, Stage};
+use super::session::{NEW_KEY_DOWNLOAD_SECS, SessionInfo, Stage};
 use super::view::{HomePage, KeyCreatedPage, KeyRow, Layout, MfaAssignPage, MfaRow};
 use super::{Reply, redirect, render, run_action, run_validated};
 use crate::auth::user_arn;
@@ -82,15 +82,20 @@ async fn credentials_page(
     )
     .await
     {
-        Ok(IamOutput::AccessKeys { keys, .. }) => Ok(keys
-            .into_iter()
-            .map(|k| KeyRow {
-                active: k.status == "Active",
-                id: k.access_key_id,
-                status: k.status,
-                created: k.create_date,
-            })
-            .collect::<Vec<_>>()),
+        Ok(IamOutput::AccessKeys { keys, .. }) => {
+            let mut rows = Vec::with_capacity(keys.len());
+            for k in keys {
+                let last_used = last_used(state, req, info, &k.access_key_id).await;
+                rows.push(KeyRow {
+                    active: k.status == "Active",
+                    id: k.access_key_id,
+                    status: k.status,
+                    created: k.create_date,
+                    last_used,
+                });
+            }
+            Ok(rows)
+        }
         Ok(_) => Ok(Vec::new()),
         Err(m) => Err(m),
     };
@@ -111,6 +116,24 @@ async fn credentials_page(
         },
         None,
     )
+}
+
+/// A key's last use as the page shows it (`GetAccessKeyLastUsed` as the signed-in principal): date,
+/// service and region; `N/A` when never used; `-` when not allowed.
+async fn last_used(state: &AppState, req: &Incoming<'_>, info: &SessionInfo, id: &str) -> String {
+    let action = IamAction::GetAccessKeyLastUsed {
+        access_key_id: id.to_owned(),
+    };
+    match run_action(state, req, info, &action).await {
+        Ok(IamOutput::AccessKeyLastUsed {
+            last_used_date: Some(date),
+            service,
+            region,
+            ..
+        }) => format!("{date} ({service}, {region})"),
+        Ok(_) => "N/A".into(),
+        Err(_) => "-".into(),
+    }
 }
 
 /// The otpauth URI of a QR code the console draws: an issuer prefix and `issuer=` parameter, and the
@@ -224,16 +247,19 @@ pub(super) async fn mfa_device(
     redirect(None)
 }
 
-/// `/console/keys`: create (the secret is shown once, on this answer only), activate, deactivate, delete.
+/// `/console/keys`: create (the secret is shown once, on this answer, and can be downloaded once as
+/// CSV within a few minutes: `op=csv`), activate, deactivate, delete.
 pub(super) async fn access_key(
     state: &AppState,
     req: &Incoming<'_>,
+    cookie: &str,
     info: &SessionInfo,
     csrf: &Secret,
     form: &Params,
 ) -> Reply {
     let id = form.get("id").unwrap_or_default().to_owned();
     let action = match form.get("op") {
+        Some("csv") => return csv_download(state, req, cookie, info, csrf, &id).await,
         Some("create") => IamAction::CreateAccessKey { user_name: None },
         Some(op @ ("activate" | "deactivate")) => IamAction::UpdateAccessKey {
             user_name: None,
@@ -253,6 +279,9 @@ pub(super) async fn access_key(
             secret_access_key,
         }) => {
             let secret = Secret::new(secret_access_key);
+            if let Some(sessions) = &state.console {
+                sessions.stash_new_key(cookie, &key.access_key_id, &secret, state.clock.now());
+            }
             render(
                 200,
                 &KeyCreatedPage {
@@ -261,6 +290,8 @@ pub(super) async fn access_key(
                         .status(Some(
                             "This is the only time the secret access key can be viewed. Save it now.",
                         )),
+                    csrf: csrf.expose(),
+                    download_minutes: NEW_KEY_DOWNLOAD_SECS / 60,
                     id: &key.access_key_id,
                     secret: secret.expose(),
                 },
@@ -269,4 +300,51 @@ pub(super) async fn access_key(
         }
         Ok(_) => redirect(None),
     }
+}
+
+/// `op=csv`: the new key in AWS's CSV format (`Access key ID,Secret access key`, one row), once,
+/// within [`NEW_KEY_DOWNLOAD_SECS`] of its creation, as an attachment that is not stored.
+async fn csv_download(
+    state: &AppState,
+    req: &Incoming<'_>,
+    cookie: &str,
+    info: &SessionInfo,
+    csrf: &Secret,
+    id: &str,
+) -> Reply {
+    let secret = state
+        .console
+        .as_ref()
+        .and_then(|s| s.take_new_key(cookie, id, state.clock.now()));
+    let Some(secret) = secret else {
+        return home(
+            state,
+            req,
+            info,
+            csrf,
+            Some("The secret access key can be downloaded only once, right after the key is created."),
+        )
+        .await;
+    };
+    let csv = Secret::new(format!(
+        "Access key ID,Secret access key\r\n{id},{}\r\n",
+        secret.expose()
+    ));
+    // AWS's file names; user names are `[\w+=,.@-]+`, safe in a quoted header value.
+    let file = match &info.principal.user_id {
+        None => "rootkey.csv".to_owned(),
+        Some(_) => format!("{}_accessKeys.csv", info.principal.name),
+    };
+    let mut r = super::respond(200, String::new(), None);
+    *r.body_mut() =
+        http_body_util::Full::new(bytes::Bytes::copy_from_slice(csv.expose().as_bytes()));
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        h.insert(http::header::CONTENT_DISPOSITION, v);
+    }
+    r
 }

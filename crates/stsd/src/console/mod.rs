@@ -322,7 +322,7 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Reply {
                     tokens::issue(state, req, &info, &csrf, &form).await
                 }
                 "/console/keys" if info.stage == Stage::Ready => {
-                    credentials::access_key(state, req, &info, &csrf, &form).await
+                    credentials::access_key(state, req, c, &info, &csrf, &form).await
                 }
                 _ if is_admin && info.stage == Stage::Ready => {
                     admin::handle(state, req, &info, &csrf, &form).await

@@ -107,10 +107,21 @@ pub struct SessionInfo {
     pub created_at: i64,
 }
 
+/// How long a new access key's secret stays downloadable as CSV (seconds).
+pub const NEW_KEY_DOWNLOAD_SECS: i64 = 5 * 60;
+
+/// A new access key whose secret may still be downloaded once (zeroized when dropped).
+struct NewKey {
+    access_key_id: String,
+    secret: Secret,
+    until: i64,
+}
+
 struct Entry {
     info: SessionInfo,
     last_seen: i64,
     csrf: Secret,
+    new_key: Option<NewKey>,
 }
 
 /// A node's console sessions.
@@ -172,6 +183,7 @@ impl Sessions {
             },
             last_seen: now,
             csrf: csrf.clone(),
+            new_key: None,
         };
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= MAX_SESSIONS {
@@ -230,6 +242,34 @@ impl Sessions {
             e.info.created_at = info.created_at;
         }
         Some((new_cookie, csrf))
+    }
+
+    /// Keeps a new access key's secret in the session for one CSV download within
+    /// [`NEW_KEY_DOWNLOAD_SECS`] (replacing any earlier one).
+    pub fn stash_new_key(&self, cookie: &str, access_key_id: &str, secret: &Secret, now: i64) {
+        if let Ok(mut map) = self.map.lock()
+            && let Some(e) = map.get_mut(&digest(cookie))
+        {
+            e.new_key = Some(NewKey {
+                access_key_id: access_key_id.to_owned(),
+                secret: secret.clone(),
+                until: now + NEW_KEY_DOWNLOAD_SECS,
+            });
+        }
+    }
+
+    /// Takes the stashed secret of a new access key (once; `None` when another key, expired or
+    /// already taken). The session forgets it either way once expired.
+    pub fn take_new_key(&self, cookie: &str, access_key_id: &str, now: i64) -> Option<Secret> {
+        let mut map = self.map.lock().ok()?;
+        let e = map.get_mut(&digest(cookie))?;
+        if e.new_key.as_ref().is_some_and(|k| k.until <= now) {
+            e.new_key = None;
+        }
+        if e.new_key.as_ref()?.access_key_id != access_key_id {
+            return None;
+        }
+        e.new_key.take().map(|k| k.secret)
     }
 
     /// Ends one session (sign-out).
@@ -357,6 +397,28 @@ mod tests {
             s.get(c2.expose(), 4600).is_none(),
             "absolute timeout from the first sign-in"
         );
+    }
+
+    #[test]
+    fn a_new_key_is_downloadable_once_for_a_few_minutes() {
+        let s = Sessions::new(900, 3600);
+        let (c, _) = s.create(alice(), None, Stage::Ready, 1000);
+        s.stash_new_key(c.expose(), "AKIA1", &Secret::new("sekrit"), 1000);
+        assert!(s.take_new_key(c.expose(), "AKIA2", 1001).is_none());
+        assert_eq!(
+            s.take_new_key(c.expose(), "AKIA1", 1001).unwrap().expose(),
+            "sekrit"
+        );
+        assert!(s.take_new_key(c.expose(), "AKIA1", 1002).is_none(), "once");
+        s.stash_new_key(c.expose(), "AKIA3", &Secret::new("x"), 1000);
+        assert!(
+            s.take_new_key(c.expose(), "AKIA3", 1000 + NEW_KEY_DOWNLOAD_SECS)
+                .is_none(),
+            "expired"
+        );
+        let (other, _) = s.create(alice(), None, Stage::Ready, 1000);
+        s.stash_new_key(c.expose(), "AKIA4", &Secret::new("y"), 1000);
+        assert!(s.take_new_key(other.expose(), "AKIA4", 1001).is_none());
     }
 
     #[test]

@@ -128,6 +128,8 @@ pub(crate) struct KeyRow {
     pub id: String,
     pub status: String,
     pub created: String,
+    /// `GetAccessKeyLastUsed`: date, service and region, `N/A`, or `-` when not allowed.
+    pub last_used: String,
     pub active: bool,
 }
 
@@ -169,6 +171,9 @@ pub(crate) struct MfaAssignPage<'a> {
 #[template(path = "console/key_created.html")]
 pub(crate) struct KeyCreatedPage<'a> {
     pub layout: Layout<'a>,
+    pub csrf: &'a str,
+    /// How long the CSV download stays available.
+    pub download_minutes: i64,
     pub id: &'a str,
     pub secret: &'a str,
 }

@@ -832,3 +832,99 @@ async fn session_credentials_from_the_console() {
     );
     assert!(!r.body.contains("export AWS_"));
 }
+
+#[tokio::test]
+async fn new_key_csv_download_once_and_last_used() {
+    let server = Server::start_with(Opts::args(&["--console"]));
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("ivy").send().await.unwrap();
+    root.attach_user_policy()
+        .user_name("ivy")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    root.create_login_profile()
+        .user_name("ivy")
+        .password("Ivy-Pass-12")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&server, "ivy", "Ivy-Pass-12"));
+    let token = csrf(&get(&server, Some(&c)));
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("csrf={token}&op=create"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("name=\"op\" value=\"csv\""), "{}", r.body);
+    let field = |label: &str| {
+        let prefix = format!("<dt>{label}</dt><dd><code>");
+        let at = r.body.find(&prefix).unwrap() + prefix.len();
+        r.body[at..].split('<').next().unwrap().to_owned()
+    };
+    let (id, secret) = (field("Access key ID"), field("Secret access key"));
+    // Another key id, or no CSRF token: nothing.
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("op=csv&id={id}"),
+    );
+    assert_eq!(r.status, 403);
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("csrf={token}&op=csv&id=AKIAOTHER"),
+    );
+    assert!(r.body.contains("can be downloaded only once"), "{}", r.body);
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("csrf={token}&op=csv&id={id}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        format!("Access key ID,Secret access key\r\n{id},{secret}\r\n")
+    );
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"ivy_accessKeys.csv\"")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    // Once only.
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("csrf={token}&op=csv&id={id}"),
+    );
+    assert!(!r.body.contains(&secret));
+    assert!(r.body.contains("can be downloaded only once"));
+    // Last used: N/A, then the date, service and region once the key signed a request.
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("<th scope=\"col\">Last used</th>"));
+    assert!(
+        page.body.contains("<td data-label=\"Last used\">N/A</td>"),
+        "{}",
+        page.body
+    );
+    let key = Creds {
+        id: id.clone(),
+        secret,
+        token: None,
+    };
+    crate::sdk::client(&server.endpoint(), &key)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("(sts, us-east-1)"), "{}", page.body);
+}
