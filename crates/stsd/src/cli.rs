@@ -151,6 +151,13 @@ pub struct ServeArgs {
     /// MFA, change password, own MFA devices and access keys listed; off unless given).
     #[arg(long, env = "STSD_CONSOLE")]
     pub console: bool,
+    /// The issuer the console's MFA QR codes name (authenticator apps show it).
+    #[arg(long, env = "STSD_MFA_ISSUER", default_value = crate::console::session::DEFAULT_MFA_ISSUER)]
+    pub mfa_issuer: String,
+    /// Console cookies get `Secure` and the `__Host-` prefix even without TLS on this listener (a
+    /// TLS-terminating proxy in front that is not a `--trusted-proxy` sending `X-Forwarded-Proto`).
+    #[arg(long, env = "STSD_CONSOLE_SECURE_COOKIES")]
+    pub console_secure_cookies: bool,
     /// Also serve the authorizer (`/_stsd/authorize`) on this address (same server, its own listener).
     #[arg(long, env = "STSD_AUTHZ_LISTEN")]
     pub authz_listen: Option<SocketAddr>,
@@ -359,7 +366,14 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     state.authz = crate::authz::Authz::new(authz_settings(&state, &args).await?);
     if args.console {
         use crate::console::session::{DEFAULT_ABSOLUTE_SECS, DEFAULT_IDLE_SECS, Sessions};
-        state.console = Some(Sessions::new(DEFAULT_IDLE_SECS, DEFAULT_ABSOLUTE_SECS));
+        state.console = Some(
+            Sessions::new(DEFAULT_IDLE_SECS, DEFAULT_ABSOLUTE_SECS).with_settings(
+                crate::console::session::Settings {
+                    mfa_issuer: args.mfa_issuer.clone(),
+                    secure_cookies: args.console_secure_cookies,
+                },
+            ),
+        );
     }
     state.ip_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_ip));
     state.key_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_key));

@@ -39,6 +39,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct ConsoleSection {
     enabled: Option<bool>,
+    mfa_issuer: Option<String>,
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +191,12 @@ pub fn apply(
     );
     let console = file.console.unwrap_or_default();
     set!("console", args.console, console.enabled);
+    set!("mfa_issuer", args.mfa_issuer, console.mfa_issuer);
+    set!(
+        "console_secure_cookies",
+        args.console_secure_cookies,
+        console.secure_cookies
+    );
     let authz = file.authz.unwrap_or_default();
     set!(
         "trusted_proxies",

@@ -25,7 +25,7 @@ pub(super) async fn home(
         Stage::NeedsPasswordChange => {
             super::signin::password_change_page(state, info, csrf, message)
         }
-        Stage::Ready => credentials_page(state, req, info, csrf, message).await,
+        Stage::Ready => credentials_page(state, req, info, csrf, message, None).await,
     }
 }
 
@@ -35,6 +35,7 @@ async fn credentials_page(
     info: &SessionInfo,
     csrf: &Secret,
     message: Option<&str>,
+    status: Option<&str>,
 ) -> Reply {
     let arn = match &info.principal.user_id {
         None => format!("arn:aws:iam::{}:root", state.account),
@@ -99,13 +100,14 @@ async fn credentials_page(
         Ok(_) => Ok(Vec::new()),
         Err(m) => Err(m),
     };
-    let can_add_mfa = info.principal.user_id.is_some() && mfa.as_ref().is_ok_and(|d| d.len() < 8);
+    let can_add_mfa = mfa.as_ref().is_ok_and(|d| d.len() < 8);
     render(
         200,
         &HomePage {
             layout: Layout::signed_in(state, info, csrf, "My security credentials")
                 .current("home")
-                .alert(message),
+                .alert(message)
+                .status(status),
             csrf: csrf.expose(),
             arn,
             mfa_at_sign_in: info.mfa.is_some(),
@@ -161,7 +163,9 @@ pub fn otpauth_uri(issuer: &str, user: &str, account: &str, seed: &str) -> Strin
 }
 
 /// `/console/mfa/*`: assign a virtual MFA device (create it, show its QR code and secret, then enable it
-/// with two consecutive codes) or remove one (deactivate, then delete the virtual device).
+/// with two consecutive codes; the root too, as `stsd admin mfa enroll --root` does), resynchronize one
+/// (two consecutive codes, IAM users: IAM's `ResyncMFADevice` names a user) or remove one (deactivate,
+/// then delete the virtual device).
 pub(super) async fn mfa_device(
     state: &AppState,
     req: &Incoming<'_>,
@@ -170,33 +174,55 @@ pub(super) async fn mfa_device(
     path: &str,
     form: &Params,
 ) -> Reply {
-    let Some(user_name) = info
+    let user_name = info
         .principal
         .user_id
         .as_ref()
-        .map(|_| info.principal.name.clone())
-    else {
-        return home(
-            state,
-            req,
-            info,
-            csrf,
-            Some("The root's MFA device is managed with stsd admin mfa enroll --root."),
-        )
-        .await;
-    };
+        .map(|_| info.principal.name.clone());
     let serial = form.get("serial").unwrap_or_default().to_owned();
-    let actions: Vec<IamAction> = match path {
-        "/console/mfa/create" => vec![IamAction::CreateVirtualMfaDevice {
+    let code = |n: &str| form.get(n).unwrap_or_default().trim().to_owned();
+    let actions: Vec<IamAction> = match (path, user_name) {
+        ("/console/mfa/create", _) => vec![IamAction::CreateVirtualMfaDevice {
             name: form.get("name").unwrap_or_default().trim().to_owned(),
             path: "/".into(),
         }],
-        "/console/mfa/enable" => vec![IamAction::EnableMfaDevice {
+        ("/console/mfa/enable", Some(user_name)) => vec![IamAction::EnableMfaDevice {
             user_name,
             serial_number: serial.clone(),
-            code1: form.get("code1").unwrap_or_default().trim().to_owned(),
-            code2: form.get("code2").unwrap_or_default().trim().to_owned(),
+            code1: code("code1"),
+            code2: code("code2"),
         }],
+        ("/console/mfa/enable", None) => {
+            return match enable_root_device(
+                state,
+                req,
+                info,
+                &serial,
+                &code("code1"),
+                &code("code2"),
+            )
+            .await
+            {
+                Ok(()) => redirect(None),
+                Err(m) => home(state, req, info, csrf, Some(&m)).await,
+            };
+        }
+        ("/console/mfa/resync", Some(user_name)) => vec![IamAction::ResyncMfaDevice {
+            user_name,
+            serial_number: serial.clone(),
+            code1: code("code1"),
+            code2: code("code2"),
+        }],
+        ("/console/mfa/resync", None) => {
+            return home(
+                state,
+                req,
+                info,
+                csrf,
+                Some("The root's device cannot be resynchronized; remove it and assign it again."),
+            )
+            .await;
+        }
         _ => vec![
             IamAction::DeactivateMfaDevice {
                 user_name: None,
@@ -207,6 +233,7 @@ pub(super) async fn mfa_device(
             },
         ],
     };
+    let resync = path == "/console/mfa/resync";
     for action in actions {
         match run_validated(state, req, info, &action).await {
             Err(m) => return home(state, req, info, csrf, Some(&m)).await,
@@ -217,7 +244,7 @@ pub(super) async fn mfa_device(
             }) => {
                 let seed = Secret::new(base32_seed);
                 let uri = Secret::new(otpauth_uri(
-                    "stsd",
+                    super::mfa_issuer(state),
                     &info.principal.name,
                     &state.account,
                     seed.expose(),
@@ -237,6 +264,8 @@ pub(super) async fn mfa_device(
                         serial: &serial_number,
                         seed: seed.expose(),
                         qr_png_base64: &qr,
+                        issuer: super::mfa_issuer(state),
+                        label: &format!("{}@{}", info.principal.name, state.account),
                     },
                     None,
                 );
@@ -244,7 +273,52 @@ pub(super) async fn mfa_device(
             Ok(_) => {}
         }
     }
+    if resync {
+        return credentials_page(
+            state,
+            req,
+            info,
+            csrf,
+            None,
+            Some("The MFA device was resynchronized."),
+        )
+        .await;
+    }
     redirect(None)
+}
+
+/// Enables a new virtual device for the signed-in root (IAM's `EnableMFADevice` always names a user;
+/// this is what `stsd admin mfa enroll --root` does), audited as `EnableMFADevice`.
+async fn enable_root_device(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    serial: &str,
+    code1: &str,
+    code2: &str,
+) -> Result<(), String> {
+    if info.principal.user_id.is_some() {
+        return Err("Only the root enables a device for the root.".into());
+    }
+    let Some(actor) = super::actor(state, req, info).await else {
+        return Err("Your user no longer exists.".into());
+    };
+    let result = crate::iam::Iam::new(state, actor)
+        .enable_root_device(serial, code1, code2)
+        .await;
+    let mut event = serde_json::json!({"eventSource": "iam.amazonaws.com",
+        "eventName": "EnableMFADevice", "eventType": "AwsApiCall",
+        "userIdentity": super::identity(state, &info.principal),
+        "requestParameters": {"serialNumber": serial}});
+    if let (Err(e), Some(o)) = (&result, event.as_object_mut()) {
+        o.insert("errorCode".into(), serde_json::json!(e.code));
+        o.insert(
+            "errorMessage".into(),
+            serde_json::json!(crate::audit::clean(&e.message, 512)),
+        );
+    }
+    super::audit(state, req, event);
+    result.map_err(|e| e.message)
 }
 
 /// `/console/keys`: create (the secret is shown once, on this answer, and can be downloaded once as

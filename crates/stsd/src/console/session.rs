@@ -124,10 +124,34 @@ struct Entry {
     new_key: Option<NewKey>,
 }
 
+/// Console settings (`[console]` in the configuration file, `stsd serve` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The issuer the console's MFA QR codes name (`--mfa-issuer`, `[console] mfa_issuer`).
+    pub mfa_issuer: String,
+    /// Treat every console request as HTTPS even when this listener has no TLS (a TLS-terminating
+    /// proxy in front): `Secure` and `__Host-` cookie, `https://` origin check
+    /// (`--console-secure-cookies`, `[console] secure_cookies`).
+    pub secure_cookies: bool,
+}
+
+/// The default issuer of the console's MFA QR codes.
+pub const DEFAULT_MFA_ISSUER: &str = "stsd";
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mfa_issuer: DEFAULT_MFA_ISSUER.into(),
+            secure_cookies: false,
+        }
+    }
+}
+
 /// A node's console sessions.
 pub struct Sessions {
     idle: i64,
     absolute: i64,
+    settings: Settings,
     map: Mutex<HashMap<[u8; 32], Entry>>,
 }
 
@@ -136,6 +160,7 @@ impl std::fmt::Debug for Sessions {
         f.debug_struct("Sessions")
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -156,8 +181,21 @@ impl Sessions {
         Sessions {
             idle: idle_secs,
             absolute: absolute_secs,
+            settings: Settings::default(),
             map: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same sessions with these settings.
+    #[must_use]
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The console's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     fn live(&self, e: &Entry, now: i64) -> bool {

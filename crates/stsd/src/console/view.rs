@@ -164,6 +164,10 @@ pub(crate) struct MfaAssignPage<'a> {
     pub seed: &'a str,
     /// The QR code's PNG in base64.
     pub qr_png_base64: &'a str,
+    /// The issuer the QR code names (`--mfa-issuer`).
+    pub issuer: &'a str,
+    /// The account name in the QR code (`USER@ACCOUNT`).
+    pub label: &'a str,
 }
 
 /// A new access key, with its secret (shown once).

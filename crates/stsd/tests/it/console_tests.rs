@@ -928,3 +928,86 @@ async fn new_key_csv_download_once_and_last_used() {
     let page = get(&server, Some(&c));
     assert!(page.body.contains("(sts, us-east-1)"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn mfa_issuer_and_resync() {
+    let server = Server::start_with(Opts::args(&["--console", "--mfa-issuer", "Acme <STS>"]));
+    let acct = server.account.clone();
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("jill").send().await.unwrap();
+    root.attach_user_policy()
+        .user_name("jill")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    root.create_login_profile()
+        .user_name("jill")
+        .password("Jill-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&server, "jill", "Jill-Pass-1"));
+    let token = csrf(&get(&server, Some(&c)));
+    let r = post(
+        &server,
+        "/console/mfa/create",
+        Some(&c),
+        &format!("csrf={token}&name=jill"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains(&format!(
+            "<strong class=\"issuer\">Acme &#60;STS&#62;</strong> (jill@{acct})"
+        )),
+        "{}",
+        r.body
+    );
+    let at = r.body.find("Secret key: <code>").unwrap() + 18;
+    let seed_text = r.body[at..].split('<').next().unwrap().to_owned();
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(seed_text.as_bytes())
+        .unwrap();
+    let serial = format!("arn:aws:iam::{acct}:mfa/jill");
+    let step = stsd_core::totp::step_at(crate::harness::unix_now());
+    let code = |s: i64| stsd_core::totp::code(&seed, s);
+    let r = post(
+        &server,
+        "/console/mfa/enable",
+        Some(&c),
+        &format!(
+            "csrf={token}&serial={serial}&code1={}&code2={}",
+            code(step - 1),
+            code(step)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("action=\"/console/mfa/resync\""));
+    // Wrong codes: IAM's message.
+    let r = post(
+        &server,
+        "/console/mfa/resync",
+        Some(&c),
+        &format!("csrf={token}&serial={serial}&code1=000000&code2=000000"),
+    );
+    assert!(r.body.contains("role=\"alert\""), "{}", r.body);
+    assert!(!r.body.contains("was resynchronized"));
+    let r = post(
+        &server,
+        "/console/mfa/resync",
+        Some(&c),
+        &format!(
+            "csrf={token}&serial={serial}&code1={}&code2={}",
+            code(step + 2),
+            code(step + 3)
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains("<p role=\"status\" class=\"note\">The MFA device was resynchronized.</p>"),
+        "{}",
+        r.body
+    );
+}
