@@ -1011,3 +1011,89 @@ async fn mfa_issuer_and_resync() {
         r.body
     );
 }
+
+fn sign_in_with(server: &Server, user: &str, password: &str, headers: &[(&str, &str)]) -> Response {
+    let mut h = vec![(
+        "Content-Type".to_owned(),
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    h.extend(
+        headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let form = format!("account={}&user={user}&password={password}", server.account);
+    send(server.addr, "POST", "/console/signin", &h, form.as_bytes())
+}
+
+#[tokio::test]
+async fn secure_cookies_behind_a_tls_proxy() {
+    async fn with_kate(args: &[&str]) -> Server {
+        let server = Server::start_with(Opts::args(args));
+        let root = iam(&server.endpoint(), &server.root);
+        root.create_user().user_name("kate").send().await.unwrap();
+        root.create_login_profile()
+            .user_name("kate")
+            .password("Kate-Pass-1")
+            .send()
+            .await
+            .unwrap();
+        server
+    }
+    // The setting: Secure and __Host- without TLS here; the origin expected is https.
+    let server = with_kate(&["--console", "--console-secure-cookies"]).await;
+    let host = server.addr.to_string();
+    let r = sign_in_with(
+        &server,
+        "kate",
+        "Kate-Pass-1",
+        &[("Origin", &format!("http://{host}"))],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = sign_in_with(
+        &server,
+        "kate",
+        "Kate-Pass-1",
+        &[("Origin", &format!("https://{host}"))],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let cookie = r.header("set-cookie").unwrap().to_owned();
+    assert!(
+        cookie.starts_with("__Host-stsd-console=") && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+    let value = cookie["__Host-stsd-console=".len()..]
+        .split(';')
+        .next()
+        .unwrap();
+    let headers = vec![("Cookie".to_owned(), format!("__Host-stsd-console={value}"))];
+    let page = send(server.addr, "GET", "/console/", &headers, b"");
+    assert!(
+        page.body.contains("My security credentials"),
+        "{}",
+        page.body
+    );
+    // X-Forwarded-Proto is believed from a trusted proxy only.
+    let untrusted = with_kate(&["--console"]).await;
+    let r = sign_in_with(
+        &untrusted,
+        "kate",
+        "Kate-Pass-1",
+        &[("X-Forwarded-Proto", "https")],
+    );
+    assert!(r.header("set-cookie").unwrap().starts_with("stsd-console="));
+    let trusted = with_kate(&["--console", "--trusted-proxy", "127.0.0.0/8"]).await;
+    let r = sign_in_with(
+        &trusted,
+        "kate",
+        "Kate-Pass-1",
+        &[("X-Forwarded-Proto", "https")],
+    );
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with("__Host-stsd-console=") && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+    let r = sign_in_with(&trusted, "kate", "Kate-Pass-1", &[]);
+    assert!(r.header("set-cookie").unwrap().starts_with("stsd-console="));
+}
