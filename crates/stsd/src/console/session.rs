@@ -165,6 +165,13 @@ impl std::fmt::Debug for Sessions {
     }
 }
 
+/// Drops (and so zeroizes) a new key's secret once its download time is over.
+fn forget_expired_key(e: &mut Entry, now: i64) {
+    if e.new_key.as_ref().is_some_and(|k| k.until <= now) {
+        e.new_key = None;
+    }
+}
+
 fn random_token() -> Secret {
     let mut raw = zeroize::Zeroizing::new([0u8; 32]);
     stsd_core::random_fill(raw.as_mut());
@@ -235,6 +242,9 @@ impl Sessions {
                     }
                 }
             }
+            // New keys' secrets not downloaded in time are forgotten (zeroized) even in sessions
+            // that are never used again.
+            map.values_mut().for_each(|e| forget_expired_key(e, now));
             map.insert(digest(cookie.expose()), entry);
         }
         (cookie, csrf)
@@ -251,6 +261,7 @@ impl Sessions {
         }
         let e = map.get_mut(&key)?;
         e.last_seen = now;
+        forget_expired_key(e, now);
         Some((e.info.clone(), e.csrf.clone()))
     }
 
@@ -301,9 +312,7 @@ impl Sessions {
     pub fn take_new_key(&self, cookie: &str, access_key_id: &str, now: i64) -> Option<Secret> {
         let mut map = self.map.lock().ok()?;
         let e = map.get_mut(&digest(cookie))?;
-        if e.new_key.as_ref().is_some_and(|k| k.until <= now) {
-            e.new_key = None;
-        }
+        forget_expired_key(e, now);
         if e.new_key.as_ref()?.access_key_id != access_key_id {
             return None;
         }
@@ -457,6 +466,9 @@ mod tests {
         let (other, _) = s.create(alice(), None, Stage::Ready, 1000);
         s.stash_new_key(c.expose(), "AKIA4", &Secret::new("y"), 1000);
         assert!(s.take_new_key(other.expose(), "AKIA4", 1001).is_none());
+        // Forgotten once expired, by any later sign-in, even if its session is never used again.
+        s.create(alice(), None, Stage::Ready, 1000 + NEW_KEY_DOWNLOAD_SECS);
+        assert!(s.map.lock().unwrap().values().all(|e| e.new_key.is_none()));
     }
 
     #[test]
