@@ -157,6 +157,13 @@ pub struct ServeArgs {
     /// Console sessions end this many seconds after sign-in, whatever the activity.
     #[arg(long, env = "STSD_CONSOLE_SESSION_LIFETIME", default_value_t = crate::console::session::DEFAULT_ABSOLUTE_SECS)]
     pub console_session_lifetime: i64,
+    /// The issuer the console's MFA QR codes name (authenticator apps show it).
+    #[arg(long, env = "STSD_MFA_ISSUER", default_value = crate::console::session::DEFAULT_MFA_ISSUER)]
+    pub mfa_issuer: String,
+    /// Console cookies get `Secure` and the `__Host-` prefix even without TLS on this listener (a
+    /// TLS-terminating proxy in front that is not a `--trusted-proxy` sending `X-Forwarded-Proto`).
+    #[arg(long, env = "STSD_CONSOLE_SECURE_COOKIES")]
+    pub console_secure_cookies: bool,
     /// Also serve the authorizer (`/_stsd/authorize`) on this address (same server, its own listener).
     #[arg(long, env = "STSD_AUTHZ_LISTEN")]
     pub authz_listen: Option<SocketAddr>,
@@ -386,10 +393,15 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     state.authz = crate::authz::Authz::new(authz_settings(&state, &args).await?);
     if args.console {
-        state.console = Some(crate::console::session::Sessions::new(
-            args.console_idle_timeout,
-            args.console_session_lifetime,
-        ));
+        use crate::console::session::Sessions;
+        state.console = Some(
+            Sessions::new(args.console_idle_timeout, args.console_session_lifetime).with_settings(
+                crate::console::session::Settings {
+                    mfa_issuer: args.mfa_issuer.clone(),
+                    secure_cookies: args.console_secure_cookies,
+                },
+            ),
+        );
     }
     state.ip_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_ip));
     state.key_limit = crate::limits::Limiter::new(rate(args.rate_limit_per_key));

@@ -41,6 +41,8 @@ struct ConsoleSection {
     enabled: Option<bool>,
     idle_timeout: Option<i64>,
     session_lifetime: Option<i64>,
+    mfa_issuer: Option<String>,
+    secure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -202,6 +204,12 @@ pub fn apply(
         console.session_lifetime
     );
     crate::cli::console_timeouts_valid(args.console_idle_timeout, args.console_session_lifetime)?;
+    set!("mfa_issuer", args.mfa_issuer, console.mfa_issuer);
+    set!(
+        "console_secure_cookies",
+        args.console_secure_cookies,
+        console.secure_cookies
+    );
     let authz = file.authz.unwrap_or_default();
     set!(
         "trusted_proxies",

@@ -101,9 +101,7 @@ async fn get_session_token(
     let now = state.clock.now();
     let mfa = match (&input.serial_number, &input.token_code) {
         (None, None) => {
-            if state.mfa.required_for_all || key.owner_mfa_required {
-                return Err(ApiError::access_denied(MFA_REQUIRED));
-            }
+            require_mfa_unless(state, key.owner_mfa_required, false)?;
             None
         }
         // Boxed: its store calls make a large future, and keeping it out of line keeps every
@@ -118,7 +116,69 @@ async fn get_session_token(
         // Only one of the two (reference roles-and-sessions §3, [R]).
         _ => return Err(ApiError::access_denied(MFA_BOTH_REQUIRED)),
     };
-    let (principal, duration) = match &key.owner {
+    let (claims, token) = mint_session_token(
+        state,
+        &key.owner,
+        &key.access_key_id,
+        mfa,
+        input,
+        now,
+        request_id,
+    )?;
+    let expiration = iso8601(claims.expires_at);
+    let body = wire::get_session_token_body(
+        &wire::Credentials {
+            access_key_id: &claims.access_key_id,
+            secret_access_key: claims.secret_access_key.expose(),
+            session_token: &token,
+            expiration: &expiration,
+        },
+        request_id,
+    );
+    // Built only for the audit log (this is the hot path of the server).
+    let response = state.audit.is_some().then(|| {
+        serde_json::json!({
+            "credentials": {"accessKeyId": claims.access_key_id, "expiration": expiration},
+            "sessionTokenSize": token.len(),
+        })
+    });
+    Ok(Executed { body, response })
+}
+
+/// GetSessionToken without an MFA code is refused where MFA is required (`[mfa] required_for_all`, or
+/// the user's own flag); `mfa_present`: the caller proved MFA some other way (a console sign-in with a
+/// code).
+///
+/// # Errors
+/// `AccessDenied` with [`MFA_REQUIRED`].
+pub fn require_mfa_unless(
+    state: &AppState,
+    owner_mfa_required: bool,
+    mfa_present: bool,
+) -> Result<(), ApiError> {
+    if !mfa_present && (state.mfa.required_for_all || owner_mfa_required) {
+        return Err(ApiError::access_denied(MFA_REQUIRED));
+    }
+    Ok(())
+}
+
+/// Issues GetSessionToken's credentials for `owner` (MFA already checked): the root's sessions are
+/// clamped to one hour, a user's default to 12 hours; `source`: what asked for them (the long-term key,
+/// or the console sign-in), whose request budget the session spends. Returns the claims (with the new
+/// secret) and the sealed session token. Used by the API and by the console's "Session credentials".
+///
+/// # Errors
+/// `InternalFailure` when the token cannot be sealed.
+pub fn mint_session_token(
+    state: &AppState,
+    owner: &Owner,
+    source: &str,
+    mfa: Option<MfaContext>,
+    input: &GetSessionTokenInput,
+    now: i64,
+    request_id: &str,
+) -> Result<(SessionClaims, String), ApiError> {
+    let (principal, duration) = match owner {
         Owner::Root => (
             Principal::Root,
             input
@@ -140,7 +200,7 @@ async fn get_session_token(
         principal,
         access_key_id: ids::new_session_key_id(state.account_id),
         secret_access_key: ids::new_secret_access_key(),
-        source_access_key_id: key.access_key_id.clone(),
+        source_access_key_id: source.to_owned(),
         issued_at: now,
         expires_at: now + duration,
         mfa,
@@ -151,24 +211,7 @@ async fn get_session_token(
         tracing::error!(request_id, error = %e, "sealing a session token failed");
         ApiError::internal()
     })?;
-    let expiration = iso8601(claims.expires_at);
-    let body = wire::get_session_token_body(
-        &wire::Credentials {
-            access_key_id: &claims.access_key_id,
-            secret_access_key: claims.secret_access_key.expose(),
-            session_token: &token,
-            expiration: &expiration,
-        },
-        request_id,
-    );
-    // Built only for the audit log (this is the hot path of the server).
-    let response = state.audit.is_some().then(|| {
-        serde_json::json!({
-            "credentials": {"accessKeyId": claims.access_key_id, "expiration": expiration},
-            "sessionTokenSize": token.len(),
-        })
-    });
-    Ok(Executed { body, response })
+    Ok((claims, token))
 }
 
 /// Only one of `SerialNumber` and `TokenCode` given [R].

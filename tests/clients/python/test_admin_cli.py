@@ -103,7 +103,7 @@ def test_mfa_enrol_answering_the_prompts(server, remote):
         assert time.monotonic() < deadline and p.poll() is None, seen
         seen += p.stderr.read(1)
     assert "█" in seen, "no QR code shown"
-    seed = re.search(r"otpauth://totp/mfa-bo@mfa-bo\?secret=([A-Z2-7]{64})", seen).group(1)
+    seed = re.search(r"otpauth://totp/stsd:mfa-bo@mfa-bo\?secret=([A-Z2-7]{64})", seen).group(1)
     step = totp_step()
     out, err = p.communicate(f"{totp_code(seed, step - 1)}\n{totp_code(seed, step)}\n", timeout=20)
     assert p.returncode == 0, err

@@ -10,9 +10,11 @@ import pytest
 
 from stsd_support import (
     SELF_SERVICE_MFA_POLICY,
+    Creds,
     PrivateServer,
     create_mfa_user,
     totp_code,
+    totp_step,
     wrong_code,
 )
 
@@ -93,6 +95,18 @@ def test_sign_in_with_mfa(server):
     assert m.serial in body and m.creds.access_key_id in body
     assert "explicit deny" not in body
 
+    # Session credentials from the console carry the sign-in's MFA, as GetSessionToken with a code
+    # would: the MFA example policy lets them use IAM.
+    status, headers, body = request(server, "POST", "/console/session", {"csrf": csrf_of(body)}, cookie=cookie)
+    assert status == 200 and headers["cache-control"] == "no-store"
+    assert "issued with the MFA of your sign-in" in body
+    exports = dict(re.findall(r"export (AWS_[A-Z_]+)=([^\n<]+)", body))
+    creds = Creds(exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"], exports["AWS_SESSION_TOKEN"])
+    who = server.client("sts", creds).get_caller_identity()
+    assert who["Arn"].endswith(f":user/{m.name}")
+    keys = server.client("iam", creds).list_access_keys()["AccessKeyMetadata"]
+    assert m.creds.access_key_id in [k["AccessKeyId"] for k in keys]
+
 
 def test_sign_in_without_mfa_device_is_denied_by_the_mfa_policy(server):
     """Without an MFA device the sign-in completes with the password alone, so AWS's example policy's
@@ -135,3 +149,55 @@ def test_root_sign_in_and_cross_site_refusal(server, tmp_path):
     assert f"arn:aws:iam::{server.account}:root" in body
     status, _, body = request(server, "POST", "/console/signin", dict(form, password="Root console pw 2"))
     assert status == 401
+
+
+def test_root_assigns_its_own_mfa_device_and_gets_a_session(server):
+    """The root assigns a virtual MFA device from the page (what `stsd admin mfa enroll --root` does);
+    the next sign-in asks for its code; session credentials for the root last at most one hour."""
+    import subprocess
+    import time
+
+    from stsd_support import required_env
+
+    p = subprocess.run(
+        [required_env("STSD_BIN"), "admin", "--data-dir", str(server.data_dir), "root", "password"],
+        input="Root console pw 3\n", capture_output=True, text=True, timeout=60,
+    )
+    assert p.returncode == 0, p.stderr
+    form = {"account": server.account, "root": "on", "password": "Root console pw 3"}
+    status, headers, _ = request(server, "POST", "/console/signin", form)
+    assert status == 303
+    cookie = new_cookie(headers)
+    status, _, body = request(server, "GET", "/console/", cookie=cookie)
+    assert "Assign MFA device" in body
+    token = csrf_of(body)
+    name = f"root-{int(time.time())}"
+    status, _, body = request(server, "POST", "/console/mfa/create", {"csrf": token, "name": name}, cookie=cookie)
+    assert status == 200, body
+    seed = re.search(r"Secret key: <code>([A-Z2-7]+)</code>", body).group(1)
+    serial = re.search(r'name="serial" value="([^"]+)"', body).group(1)
+    step = totp_step()
+    status, _, body = request(
+        server, "POST", "/console/mfa/enable",
+        {"csrf": token, "serial": serial, "code1": totp_code(seed, step - 1), "code2": totp_code(seed, step)},
+        cookie=cookie,
+    )
+    assert status == 303, body
+    status, _, body = request(server, "GET", "/console/", cookie=cookie)
+    assert serial in body
+    # Root session credentials: one hour at most, as GetSessionToken with root keys.
+    status, _, body = request(server, "POST", "/console/session", {"csrf": token, "duration": "7200"}, cookie=cookie)
+    assert status == 200 and "export AWS_SESSION_TOKEN=" in body, body
+    exports = dict(re.findall(r"export (AWS_[A-Z_]+)=([^\n<]+)", body))
+    creds = Creds(exports["AWS_ACCESS_KEY_ID"], exports["AWS_SECRET_ACCESS_KEY"], exports["AWS_SESSION_TOKEN"])
+    assert server.client("sts", creds).get_caller_identity()["Arn"] == f"arn:aws:iam::{server.account}:root"
+    expires = re.search(r'<time datetime="([^"]+)"', body).group(1)
+    import datetime
+
+    left = datetime.datetime.fromisoformat(expires.replace("Z", "+00:00")) - datetime.datetime.now(datetime.timezone.utc)
+    assert left.total_seconds() <= 3600 + 5, expires
+    # The next sign-in asks for the device's code.
+    status, headers, _ = request(server, "POST", "/console/signin", form)
+    assert status == 303
+    status, _, body = request(server, "GET", "/console/", cookie=new_cookie(headers))
+    assert "MFA code" in body and serial in body

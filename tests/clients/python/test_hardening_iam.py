@@ -65,7 +65,7 @@ def test_squatted_name_does_not_block_admin_enrolment(server):
     while "First code" not in seen:
         assert time.monotonic() < deadline and p.poll() is None, seen
         seen += p.stderr.read(1)
-    m = re.search(rf"otpauth://totp/({re.escape(victim)}-[0-9a-f]{{8}})@{re.escape(victim)}\?secret=([A-Z2-7]+)", seen)
+    m = re.search(rf"otpauth://totp/stsd:({re.escape(victim)}-[0-9a-f]{{8}})@{re.escape(victim)}\?secret=([A-Z2-7]+)", seen)
     assert m, seen
     device, seed = m.group(1), m.group(2)
     step = totp_step()

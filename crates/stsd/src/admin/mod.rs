@@ -212,6 +212,9 @@ pub enum MfaCmd {
         /// Second, consecutive code (otherwise asked for).
         #[arg(long, requires = "code1")]
         code2: Option<String>,
+        /// The issuer the QR code names (authenticator apps show it), as `stsd serve --mfa-issuer`.
+        #[arg(long, env = "STSD_MFA_ISSUER", default_value = crate::console::session::DEFAULT_MFA_ISSUER)]
+        mfa_issuer: String,
     },
     /// Import a hardware TOTP token by serial and base32 seed; enable it with `mfa enable`.
     ImportHardware {
@@ -865,6 +868,7 @@ async fn mfa(backend: &Backend<'_>, out: &Out, cmd: &MfaCmd) -> anyhow::Result<(
             name,
             code1,
             code2,
+            mfa_issuer,
         } => {
             if user.is_none() && !*root {
                 bail!("name a user, or pass --root");
@@ -915,7 +919,9 @@ async fn mfa(backend: &Backend<'_>, out: &Out, cmd: &MfaCmd) -> anyhow::Result<(
                 Some(u) => u.clone(),
                 None => backend.local("mfa enroll --root")?.account.clone(),
             };
-            let uri = format!("otpauth://totp/{device_name}@{label}?secret={base32_seed}");
+            // The label keeps the device name (`DEVICE@USER`, `DEVICE@ACCOUNT` for the root) behind the
+            // issuer, which authenticator apps show.
+            let uri = crate::console::otpauth_uri(mfa_issuer, &device_name, &label, &base32_seed);
             if !out.json {
                 eprintln!("{}", crate::qr::terminal(&uri)?);
                 eprintln!(

@@ -1,7 +1,7 @@
 //! "My security credentials" (`/console/`) and its forms: MFA devices (`/console/mfa/*`) and access
 //! keys (`/console/keys`), each through the API's IAM executor as the signed-in principal.
 
-use super::session::{SessionInfo, Stage};
+use super::session::{NEW_KEY_DOWNLOAD_SECS, SessionInfo, Stage};
 use super::view::{HomePage, KeyCreatedPage, KeyRow, Layout, MfaAssignPage, MfaRow};
 use super::{Reply, redirect, render, run_action, run_validated};
 use crate::auth::user_arn;
@@ -25,7 +25,7 @@ pub(super) async fn home(
         Stage::NeedsPasswordChange => {
             super::signin::password_change_page(state, info, csrf, message)
         }
-        Stage::Ready => credentials_page(state, req, info, csrf, message).await,
+        Stage::Ready => credentials_page(state, req, info, csrf, message, None).await,
     }
 }
 
@@ -35,6 +35,7 @@ async fn credentials_page(
     info: &SessionInfo,
     csrf: &Secret,
     message: Option<&str>,
+    status: Option<&str>,
 ) -> Reply {
     let arn = match &info.principal.user_id {
         None => format!("arn:aws:iam::{}:root", state.account),
@@ -82,25 +83,31 @@ async fn credentials_page(
     )
     .await
     {
-        Ok(IamOutput::AccessKeys { keys, .. }) => Ok(keys
-            .into_iter()
-            .map(|k| KeyRow {
-                active: k.status == "Active",
-                id: k.access_key_id,
-                status: k.status,
-                created: k.create_date,
-            })
-            .collect::<Vec<_>>()),
+        Ok(IamOutput::AccessKeys { keys, .. }) => {
+            let mut rows = Vec::with_capacity(keys.len());
+            for k in keys {
+                let last_used = last_used(state, req, info, &k.access_key_id).await;
+                rows.push(KeyRow {
+                    active: k.status == "Active",
+                    id: k.access_key_id,
+                    status: k.status,
+                    created: k.create_date,
+                    last_used,
+                });
+            }
+            Ok(rows)
+        }
         Ok(_) => Ok(Vec::new()),
         Err(m) => Err(m),
     };
-    let can_add_mfa = info.principal.user_id.is_some() && mfa.as_ref().is_ok_and(|d| d.len() < 8);
+    let can_add_mfa = mfa.as_ref().is_ok_and(|d| d.len() < 8);
     render(
         200,
         &HomePage {
             layout: Layout::signed_in(state, info, csrf, "My security credentials")
                 .current("home")
-                .alert(message),
+                .alert(message)
+                .status(status),
             csrf: csrf.expose(),
             arn,
             mfa_at_sign_in: info.mfa.is_some(),
@@ -111,6 +118,24 @@ async fn credentials_page(
         },
         None,
     )
+}
+
+/// A key's last use as the page shows it (`GetAccessKeyLastUsed` as the signed-in principal): date,
+/// service and region; `N/A` when never used; `-` when not allowed.
+async fn last_used(state: &AppState, req: &Incoming<'_>, info: &SessionInfo, id: &str) -> String {
+    let action = IamAction::GetAccessKeyLastUsed {
+        access_key_id: id.to_owned(),
+    };
+    match run_action(state, req, info, &action).await {
+        Ok(IamOutput::AccessKeyLastUsed {
+            last_used_date: Some(date),
+            service,
+            region,
+            ..
+        }) => format!("{date} ({service}, {region})"),
+        Ok(_) => "N/A".into(),
+        Err(_) => "-".into(),
+    }
 }
 
 /// The otpauth URI of a QR code the console draws: an issuer prefix and `issuer=` parameter, and the
@@ -138,7 +163,9 @@ pub fn otpauth_uri(issuer: &str, user: &str, account: &str, seed: &str) -> Strin
 }
 
 /// `/console/mfa/*`: assign a virtual MFA device (create it, show its QR code and secret, then enable it
-/// with two consecutive codes) or remove one (deactivate, then delete the virtual device).
+/// with two consecutive codes; the root too, as `stsd admin mfa enroll --root` does), resynchronize one
+/// (two consecutive codes, IAM users: IAM's `ResyncMFADevice` names a user) or remove one (deactivate,
+/// then delete the virtual device).
 pub(super) async fn mfa_device(
     state: &AppState,
     req: &Incoming<'_>,
@@ -147,33 +174,55 @@ pub(super) async fn mfa_device(
     path: &str,
     form: &Params,
 ) -> Reply {
-    let Some(user_name) = info
+    let user_name = info
         .principal
         .user_id
         .as_ref()
-        .map(|_| info.principal.name.clone())
-    else {
-        return home(
-            state,
-            req,
-            info,
-            csrf,
-            Some("The root's MFA device is managed with stsd admin mfa enroll --root."),
-        )
-        .await;
-    };
+        .map(|_| info.principal.name.clone());
     let serial = form.get("serial").unwrap_or_default().to_owned();
-    let actions: Vec<IamAction> = match path {
-        "/console/mfa/create" => vec![IamAction::CreateVirtualMfaDevice {
+    let code = |n: &str| form.get(n).unwrap_or_default().trim().to_owned();
+    let actions: Vec<IamAction> = match (path, user_name) {
+        ("/console/mfa/create", _) => vec![IamAction::CreateVirtualMfaDevice {
             name: form.get("name").unwrap_or_default().trim().to_owned(),
             path: "/".into(),
         }],
-        "/console/mfa/enable" => vec![IamAction::EnableMfaDevice {
+        ("/console/mfa/enable", Some(user_name)) => vec![IamAction::EnableMfaDevice {
             user_name,
             serial_number: serial.clone(),
-            code1: form.get("code1").unwrap_or_default().trim().to_owned(),
-            code2: form.get("code2").unwrap_or_default().trim().to_owned(),
+            code1: code("code1"),
+            code2: code("code2"),
         }],
+        ("/console/mfa/enable", None) => {
+            return match enable_root_device(
+                state,
+                req,
+                info,
+                &serial,
+                &code("code1"),
+                &code("code2"),
+            )
+            .await
+            {
+                Ok(()) => redirect(None),
+                Err(m) => home(state, req, info, csrf, Some(&m)).await,
+            };
+        }
+        ("/console/mfa/resync", Some(user_name)) => vec![IamAction::ResyncMfaDevice {
+            user_name,
+            serial_number: serial.clone(),
+            code1: code("code1"),
+            code2: code("code2"),
+        }],
+        ("/console/mfa/resync", None) => {
+            return home(
+                state,
+                req,
+                info,
+                csrf,
+                Some("The root's device cannot be resynchronized; remove it and assign it again."),
+            )
+            .await;
+        }
         _ => vec![
             IamAction::DeactivateMfaDevice {
                 user_name: None,
@@ -184,6 +233,7 @@ pub(super) async fn mfa_device(
             },
         ],
     };
+    let resync = path == "/console/mfa/resync";
     for action in actions {
         match run_validated(state, req, info, &action).await {
             Err(m) => return home(state, req, info, csrf, Some(&m)).await,
@@ -194,7 +244,7 @@ pub(super) async fn mfa_device(
             }) => {
                 let seed = Secret::new(base32_seed);
                 let uri = Secret::new(otpauth_uri(
-                    "stsd",
+                    super::mfa_issuer(state),
                     &info.principal.name,
                     &state.account,
                     seed.expose(),
@@ -214,6 +264,8 @@ pub(super) async fn mfa_device(
                         serial: &serial_number,
                         seed: seed.expose(),
                         qr_png_base64: &qr,
+                        issuer: super::mfa_issuer(state),
+                        label: &format!("{}@{}", info.principal.name, state.account),
                     },
                     None,
                 );
@@ -221,19 +273,67 @@ pub(super) async fn mfa_device(
             Ok(_) => {}
         }
     }
+    if resync {
+        return credentials_page(
+            state,
+            req,
+            info,
+            csrf,
+            None,
+            Some("The MFA device was resynchronized."),
+        )
+        .await;
+    }
     redirect(None)
 }
 
-/// `/console/keys`: create (the secret is shown once, on this answer only), activate, deactivate, delete.
+/// Enables a new virtual device for the signed-in root (IAM's `EnableMFADevice` always names a user;
+/// this is what `stsd admin mfa enroll --root` does), audited as `EnableMFADevice`.
+async fn enable_root_device(
+    state: &AppState,
+    req: &Incoming<'_>,
+    info: &SessionInfo,
+    serial: &str,
+    code1: &str,
+    code2: &str,
+) -> Result<(), String> {
+    if info.principal.user_id.is_some() {
+        return Err("Only the root enables a device for the root.".into());
+    }
+    let Some(actor) = super::actor(state, req, info).await else {
+        return Err("Your user no longer exists.".into());
+    };
+    let result = crate::iam::Iam::new(state, actor)
+        .enable_root_device(serial, code1, code2)
+        .await;
+    let mut event = serde_json::json!({"eventSource": "iam.amazonaws.com",
+        "eventName": "EnableMFADevice", "eventType": "AwsApiCall",
+        "userIdentity": super::identity(state, &info.principal),
+        "requestParameters": {"serialNumber": serial}});
+    if let (Err(e), Some(o)) = (&result, event.as_object_mut()) {
+        o.insert("errorCode".into(), serde_json::json!(e.code));
+        o.insert(
+            "errorMessage".into(),
+            serde_json::json!(crate::audit::clean(&e.message, 512)),
+        );
+    }
+    super::audit(state, req, event);
+    result.map_err(|e| e.message)
+}
+
+/// `/console/keys`: create (the secret is shown once, on this answer, and can be downloaded once as
+/// CSV within a few minutes: `op=csv`), activate, deactivate, delete.
 pub(super) async fn access_key(
     state: &AppState,
     req: &Incoming<'_>,
+    cookie: &str,
     info: &SessionInfo,
     csrf: &Secret,
     form: &Params,
 ) -> Reply {
     let id = form.get("id").unwrap_or_default().to_owned();
     let action = match form.get("op") {
+        Some("csv") => return csv_download(state, req, cookie, info, csrf, &id).await,
         Some("create") => IamAction::CreateAccessKey { user_name: None },
         Some(op @ ("activate" | "deactivate")) => IamAction::UpdateAccessKey {
             user_name: None,
@@ -253,6 +353,9 @@ pub(super) async fn access_key(
             secret_access_key,
         }) => {
             let secret = Secret::new(secret_access_key);
+            if let Some(sessions) = &state.console {
+                sessions.stash_new_key(cookie, &key.access_key_id, &secret, state.clock.now());
+            }
             render(
                 200,
                 &KeyCreatedPage {
@@ -261,6 +364,8 @@ pub(super) async fn access_key(
                         .status(Some(
                             "This is the only time the secret access key can be viewed. Save it now.",
                         )),
+                    csrf: csrf.expose(),
+                    download_minutes: NEW_KEY_DOWNLOAD_SECS / 60,
                     id: &key.access_key_id,
                     secret: secret.expose(),
                 },
@@ -269,4 +374,51 @@ pub(super) async fn access_key(
         }
         Ok(_) => redirect(None),
     }
+}
+
+/// `op=csv`: the new key in AWS's CSV format (`Access key ID,Secret access key`, one row), once,
+/// within [`NEW_KEY_DOWNLOAD_SECS`] of its creation, as an attachment that is not stored.
+async fn csv_download(
+    state: &AppState,
+    req: &Incoming<'_>,
+    cookie: &str,
+    info: &SessionInfo,
+    csrf: &Secret,
+    id: &str,
+) -> Reply {
+    let secret = state
+        .console
+        .as_ref()
+        .and_then(|s| s.take_new_key(cookie, id, state.clock.now()));
+    let Some(secret) = secret else {
+        return home(
+            state,
+            req,
+            info,
+            csrf,
+            Some("The secret access key can be downloaded only once, right after the key is created."),
+        )
+        .await;
+    };
+    let csv = Secret::new(format!(
+        "Access key ID,Secret access key\r\n{id},{}\r\n",
+        secret.expose()
+    ));
+    // AWS's file names; user names are `[\w+=,.@-]+`, safe in a quoted header value.
+    let file = match &info.principal.user_id {
+        None => "rootkey.csv".to_owned(),
+        Some(_) => format!("{}_accessKeys.csv", info.principal.name),
+    };
+    let mut r = super::respond(200, String::new(), None);
+    *r.body_mut() =
+        http_body_util::Full::new(bytes::Bytes::copy_from_slice(csv.expose().as_bytes()));
+    let h = r.headers_mut();
+    h.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Ok(v) = http::HeaderValue::from_str(&format!("attachment; filename=\"{file}\"")) {
+        h.insert(http::header::CONTENT_DISPOSITION, v);
+    }
+    r
 }

@@ -10,12 +10,14 @@
 //! script; one stylesheet is served at `/console/static/console.css`.
 //!
 //! Files by flow: this module routes and holds the shared helpers; [`signin`] the sign-in steps,
-//! password change and sign-out; [`credentials`] the self-service page and its forms.
+//! password change and sign-out; [`credentials`] the self-service page and its forms; [`tokens`]
+//! the session-credentials page.
 
 pub mod admin;
 mod credentials;
 pub mod session;
 mod signin;
+mod tokens;
 pub(crate) mod view;
 
 use crate::auth::user_arn;
@@ -162,17 +164,17 @@ pub(crate) fn sign_in_page(state: &AppState, status: u16, alert: Option<&str>) -
 }
 
 /// The session cookie of a request, if any.
-fn cookie_of<'a>(req: &'a Incoming<'_>) -> Option<&'a str> {
+fn cookie_of<'a>(req: &'a Incoming<'_>, https: bool) -> Option<&'a str> {
     req.headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|h| session::cookie_value(h, req.tls))
+        .find_map(|h| session::cookie_value(h, https))
 }
 
 /// A sign-in form posted from another site is refused (login CSRF): a browser's `Origin` must be this
 /// server and `Sec-Fetch-Site` must not say cross-site.
-fn same_origin(req: &Incoming<'_>) -> bool {
+fn same_origin(req: &Incoming<'_>, https: bool) -> bool {
     let header = |n: &str| req.headers.get(n).and_then(|v| v.to_str().ok());
     if header("sec-fetch-site").is_some_and(|s| s == "cross-site" || s == "same-site") {
         return false;
@@ -183,7 +185,7 @@ fn same_origin(req: &Incoming<'_>) -> bool {
         // with a form's POST; then the browser's own `Sec-Fetch-Site` must say it came from this origin.
         (Some("null"), _) => header("sec-fetch-site") == Some("same-origin"),
         (Some(o), Some(host)) => {
-            let scheme = if req.tls { "https" } else { "http" };
+            let scheme = if https { "https" } else { "http" };
             o == format!("{scheme}://{host}")
         }
         (Some(_), None) => false,
@@ -220,6 +222,37 @@ pub(crate) fn identity(state: &AppState, p: &Principal) -> serde_json::Value {
     }
 }
 
+/// The issuer the console's MFA QR codes name (`--mfa-issuer`).
+pub(crate) fn mfa_issuer(state: &AppState) -> &str {
+    state
+        .console
+        .as_ref()
+        .map_or(session::DEFAULT_MFA_ISSUER, |s| {
+            s.settings().mfa_issuer.as_str()
+        })
+}
+
+/// Whether a request counts as HTTPS for the cookie (`Secure`, `__Host-`) and the sign-in's origin
+/// check: TLS on this listener; `--console-secure-cookies` (a TLS-terminating proxy in front); or
+/// `X-Forwarded-Proto: https` from a configured trusted proxy (`--trusted-proxy`, as for
+/// `aws:SecureTransport`), never from anyone else.
+pub(crate) fn https(state: &AppState, req: &Incoming<'_>) -> bool {
+    if req.tls
+        || state
+            .console
+            .as_ref()
+            .is_some_and(|s| s.settings().secure_cookies)
+    {
+        return true;
+    }
+    let transport = context::Transport {
+        peer: req.peer,
+        tls: req.tls,
+        headers: req.headers,
+    };
+    context::client(&transport, &state.authz.settings.trusted_proxies).1
+}
+
 /// The store's owner key of a principal (the user id, or the root's).
 pub(crate) fn owner_of(p: &Principal) -> String {
     p.user_id.clone().unwrap_or_else(|| ROOT_OWNER.to_owned())
@@ -234,7 +267,7 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Reply {
         return stylesheet();
     }
     let now = state.clock.now();
-    let cookie = cookie_of(req);
+    let cookie = cookie_of(req, https(state, req));
     let mut current = cookie.and_then(|c| sessions.get(c, now));
     // Revoking a principal's sessions (`stsd admin sessions revoke`, deleting the user) ends its console
     // sessions too; when the revocation time cannot be read, the session is not trusted.
@@ -257,6 +290,10 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Reply {
             None => sign_in_page(state, 200, None),
             Some((info, csrf)) => credentials::home(state, req, &info, &csrf, None).await,
         },
+        ("GET", "/console/session") => match current {
+            Some((info, csrf)) if info.stage == Stage::Ready => tokens::form(state, &info, &csrf),
+            _ => redirect(None),
+        },
         ("GET", _) if is_admin => match current {
             Some((info, csrf)) if info.stage == Stage::Ready => {
                 admin::handle(state, req, &info, &csrf, &form).await
@@ -265,7 +302,7 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Reply {
             _ => redirect(None),
         },
         ("POST", "/console/signin") => {
-            if !same_origin(req) {
+            if !same_origin(req, https(state, req)) {
                 return message(
                     state,
                     None,
@@ -310,13 +347,19 @@ pub async fn handle(state: &AppState, req: &Incoming<'_>) -> Reply {
                 "/console/password" if info.stage != Stage::NeedsMfa => {
                     signin::change_password(state, req, &info, &csrf, &form, now).await
                 }
-                "/console/mfa/create" | "/console/mfa/enable" | "/console/mfa/remove"
+                "/console/mfa/create"
+                | "/console/mfa/enable"
+                | "/console/mfa/resync"
+                | "/console/mfa/remove"
                     if info.stage == Stage::Ready =>
                 {
                     credentials::mfa_device(state, req, &info, &csrf, path, &form).await
                 }
+                "/console/session" if info.stage == Stage::Ready => {
+                    tokens::issue(state, req, &info, &csrf, &form).await
+                }
                 "/console/keys" if info.stage == Stage::Ready => {
-                    credentials::access_key(state, req, &info, &csrf, &form).await
+                    credentials::access_key(state, req, c, &info, &csrf, &form).await
                 }
                 _ if is_admin && info.stage == Stage::Ready => {
                     admin::handle(state, req, &info, &csrf, &form).await

@@ -107,16 +107,51 @@ pub struct SessionInfo {
     pub created_at: i64,
 }
 
+/// How long a new access key's secret stays downloadable as CSV (seconds).
+pub const NEW_KEY_DOWNLOAD_SECS: i64 = 5 * 60;
+
+/// A new access key whose secret may still be downloaded once (zeroized when dropped).
+struct NewKey {
+    access_key_id: String,
+    secret: Secret,
+    until: i64,
+}
+
 struct Entry {
     info: SessionInfo,
     last_seen: i64,
     csrf: Secret,
+    new_key: Option<NewKey>,
+}
+
+/// Console settings (`[console]` in the configuration file, `stsd serve` flags).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// The issuer the console's MFA QR codes name (`--mfa-issuer`, `[console] mfa_issuer`).
+    pub mfa_issuer: String,
+    /// Treat every console request as HTTPS even when this listener has no TLS (a TLS-terminating
+    /// proxy in front): `Secure` and `__Host-` cookie, `https://` origin check
+    /// (`--console-secure-cookies`, `[console] secure_cookies`).
+    pub secure_cookies: bool,
+}
+
+/// The default issuer of the console's MFA QR codes.
+pub const DEFAULT_MFA_ISSUER: &str = "stsd";
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            mfa_issuer: DEFAULT_MFA_ISSUER.into(),
+            secure_cookies: false,
+        }
+    }
 }
 
 /// A node's console sessions.
 pub struct Sessions {
     idle: i64,
     absolute: i64,
+    settings: Settings,
     map: Mutex<HashMap<[u8; 32], Entry>>,
 }
 
@@ -125,7 +160,15 @@ impl std::fmt::Debug for Sessions {
         f.debug_struct("Sessions")
             .field("idle", &self.idle)
             .field("absolute", &self.absolute)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
+    }
+}
+
+/// Drops (and so zeroizes) a new key's secret once its download time is over.
+fn forget_expired_key(e: &mut Entry, now: i64) {
+    if e.new_key.as_ref().is_some_and(|k| k.until <= now) {
+        e.new_key = None;
     }
 }
 
@@ -145,8 +188,21 @@ impl Sessions {
         Sessions {
             idle: idle_secs,
             absolute: absolute_secs,
+            settings: Settings::default(),
             map: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same sessions with these settings.
+    #[must_use]
+    pub fn with_settings(mut self, settings: Settings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The console's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
     }
 
     fn live(&self, e: &Entry, now: i64) -> bool {
@@ -172,6 +228,7 @@ impl Sessions {
             },
             last_seen: now,
             csrf: csrf.clone(),
+            new_key: None,
         };
         if let Ok(mut map) = self.map.lock() {
             if map.len() >= MAX_SESSIONS {
@@ -185,6 +242,9 @@ impl Sessions {
                     }
                 }
             }
+            // New keys' secrets not downloaded in time are forgotten (zeroized) even in sessions
+            // that are never used again.
+            map.values_mut().for_each(|e| forget_expired_key(e, now));
             map.insert(digest(cookie.expose()), entry);
         }
         (cookie, csrf)
@@ -201,6 +261,7 @@ impl Sessions {
         }
         let e = map.get_mut(&key)?;
         e.last_seen = now;
+        forget_expired_key(e, now);
         Some((e.info.clone(), e.csrf.clone()))
     }
 
@@ -230,6 +291,32 @@ impl Sessions {
             e.info.created_at = info.created_at;
         }
         Some((new_cookie, csrf))
+    }
+
+    /// Keeps a new access key's secret in the session for one CSV download within
+    /// [`NEW_KEY_DOWNLOAD_SECS`] (replacing any earlier one).
+    pub fn stash_new_key(&self, cookie: &str, access_key_id: &str, secret: &Secret, now: i64) {
+        if let Ok(mut map) = self.map.lock()
+            && let Some(e) = map.get_mut(&digest(cookie))
+        {
+            e.new_key = Some(NewKey {
+                access_key_id: access_key_id.to_owned(),
+                secret: secret.clone(),
+                until: now + NEW_KEY_DOWNLOAD_SECS,
+            });
+        }
+    }
+
+    /// Takes the stashed secret of a new access key (once; `None` when another key, expired or
+    /// already taken). The session forgets it either way once expired.
+    pub fn take_new_key(&self, cookie: &str, access_key_id: &str, now: i64) -> Option<Secret> {
+        let mut map = self.map.lock().ok()?;
+        let e = map.get_mut(&digest(cookie))?;
+        forget_expired_key(e, now);
+        if e.new_key.as_ref()?.access_key_id != access_key_id {
+            return None;
+        }
+        e.new_key.take().map(|k| k.secret)
     }
 
     /// Ends one session (sign-out).
@@ -357,6 +444,31 @@ mod tests {
             s.get(c2.expose(), 4600).is_none(),
             "absolute timeout from the first sign-in"
         );
+    }
+
+    #[test]
+    fn a_new_key_is_downloadable_once_for_a_few_minutes() {
+        let s = Sessions::new(900, 3600);
+        let (c, _) = s.create(alice(), None, Stage::Ready, 1000);
+        s.stash_new_key(c.expose(), "AKIA1", &Secret::new("sekrit"), 1000);
+        assert!(s.take_new_key(c.expose(), "AKIA2", 1001).is_none());
+        assert_eq!(
+            s.take_new_key(c.expose(), "AKIA1", 1001).unwrap().expose(),
+            "sekrit"
+        );
+        assert!(s.take_new_key(c.expose(), "AKIA1", 1002).is_none(), "once");
+        s.stash_new_key(c.expose(), "AKIA3", &Secret::new("x"), 1000);
+        assert!(
+            s.take_new_key(c.expose(), "AKIA3", 1000 + NEW_KEY_DOWNLOAD_SECS)
+                .is_none(),
+            "expired"
+        );
+        let (other, _) = s.create(alice(), None, Stage::Ready, 1000);
+        s.stash_new_key(c.expose(), "AKIA4", &Secret::new("y"), 1000);
+        assert!(s.take_new_key(other.expose(), "AKIA4", 1001).is_none());
+        // Forgotten once expired, by any later sign-in, even if its session is never used again.
+        s.create(alice(), None, Stage::Ready, 1000 + NEW_KEY_DOWNLOAD_SECS);
+        assert!(s.map.lock().unwrap().values().all(|e| e.new_key.is_none()));
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub(super) async fn sign_in(
         "responseElements": {"ConsoleLogin": if stage == Stage::NeedsMfa { "MFARequired" } else { "Success" }}}),
     );
     let (cookie, _) = sessions.create(principal, None, stage, now);
-    redirect(Some(session::set_cookie(&cookie, req.tls)))
+    redirect(Some(session::set_cookie(&cookie, super::https(state, req))))
 }
 
 /// The MFA step's page (a session at [`Stage::NeedsMfa`]).
@@ -250,8 +250,11 @@ pub(super) async fn mfa(
         Stage::Ready
     };
     match sessions.advance(cookie, stage, Some((now, serial.to_owned())), now) {
-        Some((new_cookie, _)) => redirect(Some(session::set_cookie(&new_cookie, req.tls))),
-        None => redirect(Some(session::clear_cookie(req.tls))),
+        Some((new_cookie, _)) => redirect(Some(session::set_cookie(
+            &new_cookie,
+            super::https(state, req),
+        ))),
+        None => redirect(Some(session::clear_cookie(super::https(state, req)))),
     }
 }
 
@@ -291,7 +294,7 @@ pub(super) async fn change_password(
             sessions.revoke(info.principal.user_id.as_deref());
             let (c, _) =
                 sessions.create(info.principal.clone(), info.mfa.clone(), Stage::Ready, now);
-            redirect(Some(session::set_cookie(&c, req.tls)))
+            redirect(Some(session::set_cookie(&c, super::https(state, req))))
         }
     }
 }
@@ -312,5 +315,5 @@ pub(super) fn sign_out(
         json!({"eventSource": "signin.amazonaws.com", "eventName": "ConsoleLogout",
         "userIdentity": identity(state, &info.principal)}),
     );
-    redirect(Some(session::clear_cookie(req.tls)))
+    redirect(Some(session::clear_cookie(super::https(state, req))))
 }

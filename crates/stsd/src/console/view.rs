@@ -128,6 +128,8 @@ pub(crate) struct KeyRow {
     pub id: String,
     pub status: String,
     pub created: String,
+    /// `GetAccessKeyLastUsed`: date, service and region, `N/A`, or `-` when not allowed.
+    pub last_used: String,
     pub active: bool,
 }
 
@@ -162,6 +164,10 @@ pub(crate) struct MfaAssignPage<'a> {
     pub seed: &'a str,
     /// The QR code's PNG in base64.
     pub qr_png_base64: &'a str,
+    /// The issuer the QR code names (`--mfa-issuer`).
+    pub issuer: &'a str,
+    /// The account name in the QR code (`USER@ACCOUNT`).
+    pub label: &'a str,
 }
 
 /// A new access key, with its secret (shown once).
@@ -169,8 +175,32 @@ pub(crate) struct MfaAssignPage<'a> {
 #[template(path = "console/key_created.html")]
 pub(crate) struct KeyCreatedPage<'a> {
     pub layout: Layout<'a>,
+    pub csrf: &'a str,
+    /// How long the CSV download stays available.
+    pub download_minutes: i64,
     pub id: &'a str,
     pub secret: &'a str,
+}
+
+/// New session credentials (shown once).
+pub(crate) struct SessionCredentials<'a> {
+    pub access_key_id: &'a str,
+    pub secret_access_key: &'a str,
+    pub session_token: &'a str,
+    pub expiration: &'a str,
+    /// Whether they carry the sign-in's MFA.
+    pub mfa: bool,
+}
+
+/// "Session credentials": the form, and the new credentials as `export` lines after a request.
+#[derive(Template)]
+#[template(path = "console/session_credentials.html")]
+pub(crate) struct SessionCredentialsPage<'a> {
+    pub layout: Layout<'a>,
+    pub csrf: &'a str,
+    pub mfa_at_sign_in: bool,
+    pub is_root: bool,
+    pub credentials: Option<SessionCredentials<'a>>,
 }
 
 #[cfg(test)]

@@ -168,7 +168,10 @@ async fn console_sign_in_cookies_csrf_and_change_password() {
             &headers,
             format!("account={acct}&user=alice&password=Correct-Horse-7").as_bytes(),
         );
-        assert_eq!(r.status, 403, "Origin: null, Sec-Fetch-Site: {fetch_site:?}");
+        assert_eq!(
+            r.status, 403,
+            "Origin: null, Sec-Fetch-Site: {fetch_site:?}"
+        );
     }
 
     // Success: a random, HttpOnly, SameSite=Strict cookie (no Secure without TLS).
@@ -758,4 +761,370 @@ async fn layout_stylesheet_and_administration_placeholder() {
     );
     assert_eq!(r.status, 404);
     assert_eq!(get_path(&server, "/console/nothing", Some(&c)).status, 404);
+}
+
+/// The value of `export NAME=` on a page.
+fn export(body: &str, name: &str) -> String {
+    let prefix = format!("export {name}=");
+    let at = body.find(&prefix).unwrap() + prefix.len();
+    body[at..].split(['\n', '<']).next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn session_credentials_from_the_console() {
+    let server = Server::start_with(Opts::args(&["--console"]));
+    let acct = server.account.clone();
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("hank").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("hank")
+        .password("Hank-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get_path(&server, "/console/session", None).status, 303);
+    let c = set_cookie(&sign_in(&server, "hank", "Hank-Pass-1"));
+    let page = get_path(&server, "/console/session", Some(&c));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("id=\"duration\" name=\"duration\""));
+    assert!(
+        page.body
+            .contains("href=\"/console/session\" aria-current=\"page\"")
+    );
+    let token = csrf(&page);
+    assert_eq!(
+        post(&server, "/console/session", Some(&c), "duration=900").status,
+        403,
+        "no CSRF token"
+    );
+    // The API's validation and message.
+    let r = post(
+        &server,
+        "/console/session",
+        Some(&c),
+        &format!("csrf={token}&duration=12"),
+    );
+    assert!(
+        r.body
+            .contains("Member must have value greater than or equal to 900"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("export AWS_"));
+    let r = post(
+        &server,
+        "/console/session",
+        Some(&c),
+        &format!("csrf={token}&duration=900"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    let creds = Creds {
+        id: export(&r.body, "AWS_ACCESS_KEY_ID"),
+        secret: export(&r.body, "AWS_SECRET_ACCESS_KEY"),
+        token: Some(export(&r.body, "AWS_SESSION_TOKEN")),
+    };
+    assert!(
+        creds.id.starts_with("ASIA") && creds.secret.len() == 40,
+        "{}",
+        r.body
+    );
+    let sts = crate::sdk::client(&server.endpoint(), &creds);
+    let me = sts.get_caller_identity().send().await.unwrap();
+    assert_eq!(
+        me.arn(),
+        Some(format!("arn:aws:iam::{acct}:user/hank").as_str())
+    );
+    // As for the API: a session cannot call GetSessionToken, and expires as asked.
+    let e = sts.get_session_token().send().await.unwrap_err();
+    assert_eq!(crate::sdk::error_parts(&e).0, 403);
+    // With `--require-mfa`, a sign-in without MFA gets none (the API's message).
+    let strict = Server::start_with(Opts::args(&["--console", "--require-mfa"]));
+    let root = iam(&strict.endpoint(), &strict.root);
+    root.create_user().user_name("hank").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("hank")
+        .password("Hank-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&strict, "hank", "Hank-Pass-1"));
+    let token = csrf(&get_path(&strict, "/console/session", Some(&c)));
+    let r = post(
+        &strict,
+        "/console/session",
+        Some(&c),
+        &format!("csrf={token}"),
+    );
+    assert!(
+        r.body.contains("MultiFactorAuthentication required"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("export AWS_"));
+}
+
+#[tokio::test]
+async fn new_key_csv_download_once_and_last_used() {
+    let server = Server::start_with(Opts::args(&["--console"]));
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("ivy").send().await.unwrap();
+    root.attach_user_policy()
+        .user_name("ivy")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    root.create_login_profile()
+        .user_name("ivy")
+        .password("Ivy-Pass-12")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&server, "ivy", "Ivy-Pass-12"));
+    let token = csrf(&get(&server, Some(&c)));
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("csrf={token}&op=create"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("name=\"op\" value=\"csv\""), "{}", r.body);
+    let field = |label: &str| {
+        let prefix = format!("<dt>{label}</dt><dd><code>");
+        let at = r.body.find(&prefix).unwrap() + prefix.len();
+        r.body[at..].split('<').next().unwrap().to_owned()
+    };
+    let (id, secret) = (field("Access key ID"), field("Secret access key"));
+    // Another key id, or no CSRF token: nothing.
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("op=csv&id={id}"),
+    );
+    assert_eq!(r.status, 403);
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("csrf={token}&op=csv&id=AKIAOTHER"),
+    );
+    assert!(r.body.contains("can be downloaded only once"), "{}", r.body);
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("csrf={token}&op=csv&id={id}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        format!("Access key ID,Secret access key\r\n{id},{secret}\r\n")
+    );
+    assert!(r.header("content-type").unwrap().starts_with("text/csv"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"ivy_accessKeys.csv\"")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    // Once only.
+    let r = post(
+        &server,
+        "/console/keys",
+        Some(&c),
+        &format!("csrf={token}&op=csv&id={id}"),
+    );
+    assert!(!r.body.contains(&secret));
+    assert!(r.body.contains("can be downloaded only once"));
+    // Last used: N/A, then the date, service and region once the key signed a request.
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("<th scope=\"col\">Last used</th>"));
+    assert!(
+        page.body.contains("<td data-label=\"Last used\">N/A</td>"),
+        "{}",
+        page.body
+    );
+    let key = Creds {
+        id: id.clone(),
+        secret,
+        token: None,
+    };
+    crate::sdk::client(&server.endpoint(), &key)
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap();
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("(sts, us-east-1)"), "{}", page.body);
+}
+
+#[tokio::test]
+async fn mfa_issuer_and_resync() {
+    let server = Server::start_with(Opts::args(&["--console", "--mfa-issuer", "Acme <STS>"]));
+    let acct = server.account.clone();
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("jill").send().await.unwrap();
+    root.attach_user_policy()
+        .user_name("jill")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+        .send()
+        .await
+        .unwrap();
+    root.create_login_profile()
+        .user_name("jill")
+        .password("Jill-Pass-1")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&server, "jill", "Jill-Pass-1"));
+    let token = csrf(&get(&server, Some(&c)));
+    let r = post(
+        &server,
+        "/console/mfa/create",
+        Some(&c),
+        &format!("csrf={token}&name=jill"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains(&format!(
+            "<strong class=\"issuer\">Acme &#60;STS&#62;</strong> (jill@{acct})"
+        )),
+        "{}",
+        r.body
+    );
+    let at = r.body.find("Secret key: <code>").unwrap() + 18;
+    let seed_text = r.body[at..].split('<').next().unwrap().to_owned();
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(seed_text.as_bytes())
+        .unwrap();
+    let serial = format!("arn:aws:iam::{acct}:mfa/jill");
+    let step = stsd_core::totp::step_at(crate::harness::unix_now());
+    let code = |s: i64| stsd_core::totp::code(&seed, s);
+    let r = post(
+        &server,
+        "/console/mfa/enable",
+        Some(&c),
+        &format!(
+            "csrf={token}&serial={serial}&code1={}&code2={}",
+            code(step - 1),
+            code(step)
+        ),
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let page = get(&server, Some(&c));
+    assert!(page.body.contains("action=\"/console/mfa/resync\""));
+    // Wrong codes: IAM's message.
+    let r = post(
+        &server,
+        "/console/mfa/resync",
+        Some(&c),
+        &format!("csrf={token}&serial={serial}&code1=000000&code2=000000"),
+    );
+    assert!(r.body.contains("role=\"alert\""), "{}", r.body);
+    assert!(!r.body.contains("was resynchronized"));
+    let r = post(
+        &server,
+        "/console/mfa/resync",
+        Some(&c),
+        &format!(
+            "csrf={token}&serial={serial}&code1={}&code2={}",
+            code(step + 2),
+            code(step + 3)
+        ),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body
+            .contains("<p role=\"status\" class=\"note\">The MFA device was resynchronized.</p>"),
+        "{}",
+        r.body
+    );
+}
+
+fn sign_in_with(server: &Server, user: &str, password: &str, headers: &[(&str, &str)]) -> Response {
+    let mut h = vec![(
+        "Content-Type".to_owned(),
+        "application/x-www-form-urlencoded".to_owned(),
+    )];
+    h.extend(
+        headers
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let form = format!("account={}&user={user}&password={password}", server.account);
+    send(server.addr, "POST", "/console/signin", &h, form.as_bytes())
+}
+
+#[tokio::test]
+async fn secure_cookies_behind_a_tls_proxy() {
+    async fn with_kate(args: &[&str]) -> Server {
+        let server = Server::start_with(Opts::args(args));
+        let root = iam(&server.endpoint(), &server.root);
+        root.create_user().user_name("kate").send().await.unwrap();
+        root.create_login_profile()
+            .user_name("kate")
+            .password("Kate-Pass-1")
+            .send()
+            .await
+            .unwrap();
+        server
+    }
+    // The setting: Secure and __Host- without TLS here; the origin expected is https.
+    let server = with_kate(&["--console", "--console-secure-cookies"]).await;
+    let host = server.addr.to_string();
+    let r = sign_in_with(
+        &server,
+        "kate",
+        "Kate-Pass-1",
+        &[("Origin", &format!("http://{host}"))],
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = sign_in_with(
+        &server,
+        "kate",
+        "Kate-Pass-1",
+        &[("Origin", &format!("https://{host}"))],
+    );
+    assert_eq!(r.status, 303, "{}", r.body);
+    let cookie = r.header("set-cookie").unwrap().to_owned();
+    assert!(
+        cookie.starts_with("__Host-stsd-console=") && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+    let value = cookie["__Host-stsd-console=".len()..]
+        .split(';')
+        .next()
+        .unwrap();
+    let headers = vec![("Cookie".to_owned(), format!("__Host-stsd-console={value}"))];
+    let page = send(server.addr, "GET", "/console/", &headers, b"");
+    assert!(
+        page.body.contains("My security credentials"),
+        "{}",
+        page.body
+    );
+    // X-Forwarded-Proto is believed from a trusted proxy only.
+    let untrusted = with_kate(&["--console"]).await;
+    let r = sign_in_with(
+        &untrusted,
+        "kate",
+        "Kate-Pass-1",
+        &[("X-Forwarded-Proto", "https")],
+    );
+    assert!(r.header("set-cookie").unwrap().starts_with("stsd-console="));
+    let trusted = with_kate(&["--console", "--trusted-proxy", "127.0.0.0/8"]).await;
+    let r = sign_in_with(
+        &trusted,
+        "kate",
+        "Kate-Pass-1",
+        &[("X-Forwarded-Proto", "https")],
+    );
+    let cookie = r.header("set-cookie").unwrap();
+    assert!(
+        cookie.starts_with("__Host-stsd-console=") && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+    let r = sign_in_with(&trusted, "kate", "Kate-Pass-1", &[]);
+    assert!(r.header("set-cookie").unwrap().starts_with("stsd-console="));
 }
