@@ -14,14 +14,19 @@ min_secs=${3:-1800}
 here=$(cd "$(dirname "$0")" && pwd)
 bin=$here/target/x86_64-unknown-linux-gnu/release/$t
 work=${STSD_FUZZ_WORK:-/tmp/fz}
+seeds=$here/corpus/$t
+# The SigV4 parser's seeds are replayed by stsd-sigv4's own tests.
+[ "$t" = parse ] && seeds=$here/../crates/stsd-sigv4/tests/corpus
+[ -d "$seeds" ] || { echo "no seed corpus $seeds" >&2; exit 2; }
 mkdir -p "$work/$t" "$work/artifacts-$t"
 log=$work/$t.log
 : >"$log"
 stat_of() { awk -v k="$1" '$0 ~ "stat::"k":" {v=$2} END {print v+0}' "$2"; }
 start=$(date +%s)
-nice -n 19 "$bin" "$work/$t" "$here/corpus/$t" -max_total_time="$min_secs" -print_final_stats=1 \
+nice -n 19 "$bin" "$work/$t" "$seeds" -max_total_time="$min_secs" -print_final_stats=1 \
   -artifact_prefix="$work/artifacts-$t/" >>"$log" 2>&1 || echo "exit $? (see $log)" >>"$log"
 n=$(stat_of number_of_executed_units "$log")
+[ "$n" -gt 0 ] || { echo "$t: the first part ran nothing (see $log)" >&2; exit 1; }
 if [ "$n" -lt "$min_execs" ]; then
   echo "=== continuing: $n executions after ${min_secs}s, $((min_execs - n)) more ===" >>"$log"
   cp "$log" "$log.part1"
