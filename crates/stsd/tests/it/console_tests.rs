@@ -679,7 +679,7 @@ fn get_path(server: &Server, path: &str, cookie: Option<&str>) -> Response {
 }
 
 #[tokio::test]
-async fn layout_stylesheet_and_administration_placeholder() {
+async fn layout_stylesheet_and_navigation() {
     let server = Server::start_with(Opts::args(&["--console"]));
     let root = iam(&server.endpoint(), &server.root);
     root.create_user().user_name("gina").send().await.unwrap();
