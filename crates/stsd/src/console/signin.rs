@@ -100,7 +100,18 @@ pub(super) async fn sign_in(
     }
     // Password expiry (the account policy's MaxPasswordAge, IAM users only): a new password is needed
     // before anything else; with HardExpiry only an administrator can set it.
-    let policy = state.store.password_policy().await.ok().flatten();
+    // Fail closed: without the password policy or the device list the sign-in cannot know what it
+    // must demand, so it does not go on.
+    let unavailable = || {
+        sign_in_page(
+            state,
+            503,
+            Some("The service is unavailable. Please try again later."),
+        )
+    };
+    let Ok(policy) = state.store.password_policy().await else {
+        return unavailable();
+    };
     let expired = principal.user_id.is_some()
         && policy.is_some_and(|p| {
             p.max_password_age > 0
@@ -120,11 +131,9 @@ pub(super) async fn sign_in(
             Some("Your password has expired. Ask your administrator to reset it."),
         );
     }
-    let devices = state
-        .store
-        .list_mfa_devices(&owner, None, 8)
-        .await
-        .unwrap_or_default();
+    let Ok(devices) = state.store.list_mfa_devices(&owner, None, 8).await else {
+        return unavailable();
+    };
     let stage = if !devices.is_empty() {
         Stage::NeedsMfa
     } else if profile.password_reset_required || expired {
@@ -229,7 +238,18 @@ pub(super) async fn mfa(
         )
         .await;
     }
-    let policy = state.store.password_policy().await.ok().flatten();
+    // Fail closed: without the password policy or the device list the sign-in cannot know what it
+    // must demand, so it does not go on.
+    let unavailable = || {
+        sign_in_page(
+            state,
+            503,
+            Some("The service is unavailable. Please try again later."),
+        )
+    };
+    let Ok(policy) = state.store.password_policy().await else {
+        return unavailable();
+    };
     let reset = state
         .store
         .login_profile(&owner)
