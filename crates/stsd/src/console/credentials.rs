@@ -101,6 +101,10 @@ async fn credentials_page(
         Err(m) => Err(m),
     };
     let can_add_mfa = mfa.as_ref().is_ok_and(|d| d.len() < 8);
+    let mfa_demanded = mfa
+        .as_ref()
+        .is_ok_and(|d| !d.iter().any(|r| !r.enabled.is_empty()))
+        && mfa_demanded(state, info).await;
     render(
         200,
         &HomePage {
@@ -114,10 +118,39 @@ async fn credentials_page(
             is_user: info.principal.user_id.is_some(),
             mfa,
             can_add_mfa,
+            mfa_demanded,
             keys,
         },
         None,
     )
+}
+
+/// Whether the principal is expected to use MFA: `--require-mfa`, the user's `mfa require` flag, or a
+/// policy of the user's that tests `aws:MultiFactorAuthPresent` or `aws:MultiFactorAuthAge` (such as
+/// AWS's "manage your own credentials with MFA"). The page then prompts to assign a device. When this
+/// cannot be read, the prompt is shown.
+async fn mfa_demanded(state: &AppState, info: &SessionInfo) -> bool {
+    if state.mfa.required_for_all {
+        return true;
+    }
+    let Some(user_id) = &info.principal.user_id else {
+        return false;
+    };
+    if !matches!(
+        state.store.user_mfa_required(user_id).await,
+        Ok(Some(false))
+    ) {
+        return true;
+    }
+    match crate::authz::user_policy_set(state, user_id).await {
+        Ok(set) => set.entries.iter().any(|e| {
+            e.policy.condition_keys().iter().any(|k| {
+                k.eq_ignore_ascii_case("aws:MultiFactorAuthPresent")
+                    || k.eq_ignore_ascii_case("aws:MultiFactorAuthAge")
+            })
+        }),
+        Err(_) => true,
+    }
 }
 
 /// A key's last use as the page shows it (`GetAccessKeyLastUsed` as the signed-in principal): date,

@@ -149,6 +149,8 @@ pub(crate) struct HomePage<'a> {
     pub mfa: Result<Vec<MfaRow>, String>,
     /// Whether the "Assign MFA device" form is shown.
     pub can_add_mfa: bool,
+    /// No enabled device, but a setting or a policy expects MFA: prompt to assign one.
+    pub mfa_demanded: bool,
     /// The access keys, or the denial's message.
     pub keys: Result<Vec<KeyRow>, String>,
 }

@@ -1128,3 +1128,37 @@ async fn secure_cookies_behind_a_tls_proxy() {
     let r = sign_in_with(&trusted, "kate", "Kate-Pass-1", &[]);
     assert!(r.header("set-cookie").unwrap().starts_with("stsd-console="));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_prompts_for_a_device_when_a_policy_expects_mfa() {
+    let server = Server::start_with(Opts::args(&["--console"]));
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("ivy").send().await.unwrap();
+    root.create_login_profile()
+        .user_name("ivy")
+        .password("Ivy-Pass-12")
+        .send()
+        .await
+        .unwrap();
+    let c = set_cookie(&sign_in(&server, "ivy", "Ivy-Pass-12"));
+    let page = get(&server, Some(&c));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<h2 id=\"h-mfa\">"), "{}", page.body);
+    assert!(!page.body.contains("id=\"mfa-required\""), "{}", page.body);
+    // AWS's "manage your own credentials, MFA required" policy tests aws:MultiFactorAuthPresent.
+    root.attach_user_policy()
+        .user_name("ivy")
+        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentialsWithMFA")
+        .send()
+        .await
+        .unwrap();
+    let page = get(&server, Some(&c));
+    assert!(
+        page.body.contains("id=\"mfa-required\"")
+            && page
+                .body
+                .contains("Your account requires multi-factor authentication"),
+        "{}",
+        page.body
+    );
+}
