@@ -147,9 +147,17 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<String>,
-    /// Serve the web console under `/console/` on the main listener (first cut: sign-in with password and
-    /// MFA, change password, own MFA devices and access keys listed; off unless given).
-    #[arg(long, env = "STSD_CONSOLE")]
+    /// Serve the web console under `/console/` on the main listener (on by default; `--console=false`
+    /// turns it off). Only principals with a console password can sign in.
+    #[arg(
+        long,
+        env = "STSD_CONSOLE",
+        default_value_t = true,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     pub console: bool,
     /// Console sessions end after this many seconds without a request.
     #[arg(long, env = "STSD_CONSOLE_IDLE_TIMEOUT", default_value_t = crate::console::session::DEFAULT_IDLE_SECS)]
