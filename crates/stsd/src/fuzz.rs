@@ -1,7 +1,8 @@
 //! The harness of the cargo-fuzz target `http` (`fuzz/fuzz_targets/http.rs`): arbitrary bytes as what a
 //! client sends on one connection, served in-process (no sockets: an in-memory duplex stream) by the
 //! server's own HTTP settings and request handling ([`crate::http::serve_stream`]) against a real store in
-//! a temporary directory. Replayed on stable by this module's test over `fuzz/corpus/http/`.
+//! a temporary directory, with the web console on (as `stsd serve` runs it). Replayed on stable by this
+//! module's test over `fuzz/corpus/http/`.
 //!
 //! Invariants: no panic; the connection ends within a bound once the client has sent everything and
 //! closed its side (no request can hold a connection open after EOF); whatever the server writes is a
@@ -11,6 +12,7 @@
 //! clock is set to [`FUZZ_EPOCH`] when the harness starts, so seeds signed for that time pass the SigV4
 //! check (for the first 15 minutes of a campaign; later they exercise the refusal paths).
 
+use crate::console::session::{DEFAULT_ABSOLUTE_SECS, DEFAULT_IDLE_SECS, Sessions};
 use crate::setup::{self, RootFromEnv, StoreConfig};
 use crate::state::{AppState, Clock};
 use std::net::SocketAddr;
@@ -67,7 +69,11 @@ fn harness() -> &'static Harness {
                 )
                 .await?;
                 let ring = store.load_key_ring(now).await?;
-                anyhow::Ok(AppState::new(store, ring, account, None, clock))
+                let mut state = AppState::new(store, ring, account, None, clock);
+                // The console, as `stsd serve` runs it: its anonymous surface (sign-in form, cookies,
+                // CSRF checks, routing) is what an attacker reaches.
+                state.console = Some(Sessions::new(DEFAULT_IDLE_SECS, DEFAULT_ABSOLUTE_SECS));
+                anyhow::Ok(state)
             })
             .unwrap_or_else(|e| panic!("fuzz harness store in {}: {e:#}", dir.display()));
         Harness {
