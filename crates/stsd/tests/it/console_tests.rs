@@ -66,9 +66,13 @@ fn sign_in(server: &Server, user: &str, password: &str) -> Response {
 
 #[tokio::test]
 async fn console_sign_in_cookies_csrf_and_change_password() {
-    // Off unless asked for.
-    let plain = Server::start();
+    // On by default; `--console=false` turns it off.
+    let plain = Server::start_with(Opts::args(&["--console=false"]));
     assert!(!get(&plain, None).body.contains("Sign in"));
+    drop(plain);
+    let default = Server::start();
+    assert!(get(&default, None).body.contains("Sign in"));
+    drop(default);
 
     let audit_dir = TempDir::new("console-audit");
     let audit = audit_dir.data_dir().with_file_name("audit.log");
