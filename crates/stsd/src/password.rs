@@ -18,9 +18,17 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 /// Argon2id memory cost in KiB (19 MiB).
+#[cfg(not(fuzzing))]
 pub const M_COST_KIB: u32 = 19 * 1024;
 /// Argon2id passes.
+#[cfg(not(fuzzing))]
 pub const T_COST: u32 = 2;
+// The fuzz build (`--cfg fuzzing`, never a release or test build) hashes with Argon2's minimum memory
+// and one pass, so that a fuzzer's sign-in inputs cost microseconds instead of a 19 MiB hash each.
+#[cfg(fuzzing)]
+pub const M_COST_KIB: u32 = argon2::Params::MIN_M_COST;
+#[cfg(fuzzing)]
+pub const T_COST: u32 = 1;
 /// Argon2id lanes.
 pub const P_COST: u32 = 1;
 /// Hash computations running at once (each holds [`M_COST_KIB`] of memory); more wait their turn.
