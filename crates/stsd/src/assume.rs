@@ -218,32 +218,19 @@ pub async fn assume_role(
         ))
     };
     // The role: in this account, by name, with the path the ARN names.
-    let role = match split_role_arn(&input.role_arn) {
-        Some((acct, path, name)) if acct == account.as_str() => state
-            .store
-            .role_by_name(name)
-            .await
-            .map_err(|e| crate::errors::from_store(&e))?
-            .filter(|r| r.path == path && r.name == name),
+    let trusted_role = match split_role_arn(&input.role_arn) {
+        Some((acct, path, name)) if acct == account.as_str() => authz::role_for_assume(state, name)
+            .await?
+            .filter(|t| t.role.path == path && t.role.name == name),
         _ => None,
     };
-    let Some(role) = role else {
+    let Some(trusted_role) = trusted_role else {
         return Err(no_trust(&input.role_arn));
     };
+    let role = &trusted_role.role;
     let arn = role_arn(account, &role.path, &role.name);
-    let trust = Policy::parse_with(
-        &role.trust_policy,
-        PolicyKind::Trust,
-        stsd_policy::ParseOptions {
-            allow_legacy_version: true,
-        },
-    )
-    .map_err(|e| {
-        tracing::error!(role = %role.name, error = %e, "stored trust policy does not compile");
-        ApiError::internal()
-    })?;
     let trust_refs = [PolicyRef {
-        policy: &trust,
+        policy: &trusted_role.trust,
         id: "trust",
         kind: SourceKind::Resource,
     }];

@@ -5,6 +5,8 @@
 //! loaded from the store, compiled once ([`stsd_policy::Policy`]) and cached per user for at most
 //! [`POLICY_CACHE_TTL`]; every policy write through this node clears the cache, so a change is visible at
 //! once here and within that bound on other nodes. The account root is allowed everything, as in AWS.
+//! Roles as `AssumeRole` reads them (the row and its compiled trust policy) are cached the same way
+//! ([`role_for_assume`]): every role write through this node clears them too.
 
 pub mod builtin;
 pub mod context;
@@ -122,6 +124,16 @@ pub struct Authz {
     /// Settings.
     pub settings: Settings,
     cache: RwLock<HashMap<String, (Instant, Arc<PolicySet>)>>,
+    roles: RwLock<HashMap<String, (Instant, Arc<TrustedRole>)>>,
+}
+
+/// A role as `AssumeRole` needs it: the stored row and its compiled trust policy.
+#[derive(Debug)]
+pub struct TrustedRole {
+    /// The stored role.
+    pub role: stsd_store::roles::Role,
+    /// Its trust policy, compiled.
+    pub trust: Policy,
 }
 
 impl Authz {
@@ -130,13 +142,18 @@ impl Authz {
         Authz {
             settings,
             cache: RwLock::new(HashMap::new()),
+            roles: RwLock::new(HashMap::new()),
         }
     }
 
-    /// Forgets every cached policy set (after any policy, group or attachment change on this node).
+    /// Forgets every cached policy set and role (after any policy, group, attachment or role change
+    /// on this node).
     pub fn invalidate(&self) {
         if let Ok(mut c) = self.cache.write() {
             c.clear();
+        }
+        if let Ok(mut r) = self.roles.write() {
+            r.clear();
         }
     }
 
@@ -252,6 +269,53 @@ static ALLOW_ALL: std::sync::LazyLock<Arc<PolicySet>> = std::sync::LazyLock::new
 /// An identity layer that allows everything (the root's; and for grants that only session layers limit).
 pub fn allow_all() -> Arc<PolicySet> {
     Arc::clone(&ALLOW_ALL)
+}
+
+/// The role named `name` with its compiled trust policy, from the cache when fresh (at most
+/// [`POLICY_CACHE_TTL`] old; role writes through this node clear it). `None`: no such role (not cached,
+/// so a new role can be assumed at once).
+///
+/// # Errors
+/// Store errors as AWS errors; a stored trust policy that no longer compiles is an internal error.
+pub async fn role_for_assume(
+    state: &AppState,
+    name: &str,
+) -> Result<Option<Arc<TrustedRole>>, ApiError> {
+    if let Ok(c) = state.authz.roles.read()
+        && let Some((at, r)) = c.get(name)
+        && at.elapsed() < POLICY_CACHE_TTL
+    {
+        return Ok(Some(Arc::clone(r)));
+    }
+    let started = Instant::now();
+    let found = state
+        .store
+        .role_by_name(name)
+        .await
+        .map_err(|e| crate::errors::from_store(&e))?;
+    state.metrics.store("role_by_name", started.elapsed());
+    let Some(role) = found else {
+        return Ok(None);
+    };
+    let trust = Policy::parse_with(
+        &role.trust_policy,
+        PolicyKind::Trust,
+        stsd_policy::ParseOptions {
+            allow_legacy_version: true,
+        },
+    )
+    .map_err(|e| {
+        tracing::error!(role = %role.name, error = %e, "stored trust policy does not compile");
+        ApiError::internal()
+    })?;
+    let entry = Arc::new(TrustedRole { role, trust });
+    if let Ok(mut c) = state.authz.roles.write() {
+        if c.len() >= POLICY_CACHE_CAPACITY {
+            c.clear();
+        }
+        c.insert(name.to_owned(), (Instant::now(), Arc::clone(&entry)));
+    }
+    Ok(Some(entry))
 }
 
 /// A role's policy set (inline and attached), from the cache when fresh.

@@ -198,6 +198,8 @@ impl Iam<'_> {
                         StoreError::NotFound => no_such_role(role_name),
                         e => store_err(&e),
                     })?;
+                // AssumeRole's cached role (its MaxSessionDuration).
+                self.state.authz.invalidate();
                 empty
             }
             IamAction::UpdateAssumeRolePolicy {
@@ -214,6 +216,8 @@ impl Iam<'_> {
                         StoreError::NotFound => no_such_role(role_name),
                         e => store_err(&e),
                     })?;
+                // AssumeRole's cached role and trust policy.
+                self.state.authz.invalidate();
                 empty
             }
             IamAction::DeleteRole { role_name } => {

@@ -155,3 +155,100 @@ async fn assume_role_with_aws_sdk_rust_survives_a_restart() {
     assert_eq!(who.arn(), Some(user.arn()));
     iam(&ep, &session).list_roles().send().await.unwrap();
 }
+
+/// AssumeRole caches the role and its compiled trust policy; a change through this node takes effect at
+/// once: a narrower trust policy, a lower MaxSessionDuration, a deleted role.
+#[tokio::test]
+async fn role_changes_take_effect_at_once_for_assume_role() {
+    let dir = TempDir::new("roles-cache");
+    let server = Server::start_in(&dir.data_dir(), &Opts::default());
+    let ep = server.endpoint();
+    let acct = server.account.clone();
+    let root = iam(&ep, &server.root);
+    let mut users = Vec::new();
+    for name in ["bob", "carol"] {
+        root.create_user().user_name(name).send().await.unwrap();
+        let key = root
+            .create_access_key()
+            .user_name(name)
+            .send()
+            .await
+            .unwrap()
+            .access_key
+            .unwrap();
+        users.push(Creds {
+            id: key.access_key_id().to_owned(),
+            secret: key.secret_access_key().to_owned(),
+            token: None,
+        });
+    }
+    let (bob, carol) = (&users[0], &users[1]);
+    let trust_of = |names: &[&str]| {
+        let principals: Vec<String> = names
+            .iter()
+            .map(|n| format!("\"arn:aws:iam::{acct}:user/{n}\""))
+            .collect();
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":[{}]}},"Action":"sts:AssumeRole"}}]}}"#,
+            principals.join(",")
+        )
+    };
+    let arn = root
+        .create_role()
+        .role_name("deploy")
+        .assume_role_policy_document(trust_of(&["bob", "carol"]))
+        .max_session_duration(7200)
+        .send()
+        .await
+        .unwrap()
+        .role
+        .unwrap()
+        .arn()
+        .to_owned();
+    let assume = |c: &Creds, secs: i32| {
+        client(&ep, c)
+            .assume_role()
+            .role_arn(&arn)
+            .role_session_name("ci-deploy")
+            .duration_seconds(secs)
+            .send()
+    };
+    // Both assume it (the role is now cached), for two hours.
+    assume(bob, 7200).await.unwrap();
+    assume(carol, 7200).await.unwrap();
+
+    // Carol leaves the trust policy: refused on the next call.
+    root.update_assume_role_policy()
+        .role_name("deploy")
+        .policy_document(trust_of(&["bob"]))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = error_parts(&assume(carol, 3600).await.unwrap_err());
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"), "{message}");
+    assume(bob, 7200).await.unwrap();
+
+    // MaxSessionDuration lowered to one hour: two hours are refused at once.
+    root.update_role()
+        .role_name("deploy")
+        .max_session_duration(3600)
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = error_parts(&assume(bob, 7200).await.unwrap_err());
+    assert_eq!(
+        (status, code.as_str()),
+        (400, "ValidationError"),
+        "{message}"
+    );
+    assert_eq!(
+        message,
+        "The requested DurationSeconds exceeds the MaxSessionDuration set for this role."
+    );
+    assume(bob, 3600).await.unwrap();
+
+    // Deleted: refused at once.
+    root.delete_role().role_name("deploy").send().await.unwrap();
+    let (status, code, _) = error_parts(&assume(bob, 3600).await.unwrap_err());
+    assert_eq!((status, code.as_str()), (403, "AccessDenied"));
+}
