@@ -1283,3 +1283,92 @@ async fn login_profiles_and_password_policy() {
         assert!(s.password_policy().await.unwrap().is_none(), "{backend}");
     }
 }
+
+#[tokio::test]
+async fn bulk_import_is_all_or_nothing() {
+    use stsd_store::ImportedUser;
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = open(&url, &kb).await;
+        // More rows than one multi-row INSERT holds, so the chunking is exercised.
+        let n = stsd_store::IMPORT_ROWS_PER_STATEMENT + 7;
+        let batch: Vec<ImportedUser> = (0..n)
+            .map(|i| ImportedUser {
+                user: user(&format!("bulk-{i}")),
+                access_key_id: format!("AKIABULK{i:012}"),
+                secret: Secret::new(format!("bulk-secret-{i}")),
+                key_created_at: 1_700_000_100,
+            })
+            .collect();
+        s.import_users_with_keys(&batch).await.unwrap();
+        let last = &batch[n - 1];
+        let k = s.access_key(&last.access_key_id).await.unwrap().unwrap();
+        assert!(k.secret.ct_eq(last.secret.expose()), "{backend}: secret");
+        assert_eq!(k.status, KeyStatus::Active, "{backend}");
+        match &k.owner {
+            Owner::User(u) => assert_eq!(u.name, last.user.name, "{backend}"),
+            Owner::Root => panic!("{backend}: imported key owned by root"),
+        }
+        // An imported user holds one key: one more is allowed, a third is refused.
+        let uid = &batch[0].user.user_id;
+        s.insert_user_key(uid, "AKIABULKSECOND000001", &Secret::new("x"), 2)
+            .await
+            .unwrap();
+        assert!(
+            matches!(
+                s.insert_user_key(uid, "AKIABULKTHIRD0000001", &Secret::new("y"), 2)
+                    .await,
+                Err(StoreError::LimitExceeded)
+            ),
+            "{backend}: key count of an imported user"
+        );
+
+        // A batch whose last user's name is taken (case-insensitively) stores none of its users.
+        let mut clash: Vec<ImportedUser> = (0..3)
+            .map(|i| ImportedUser {
+                user: user(&format!("fresh-{i}")),
+                access_key_id: format!("AKIAFRESH{i:011}"),
+                secret: Secret::new("z"),
+                key_created_at: 1,
+            })
+            .collect();
+        clash.push(ImportedUser {
+            user: user("BULK-0"),
+            access_key_id: "AKIAFRESHCLASH000001".to_owned(),
+            secret: Secret::new("z"),
+            key_created_at: 1,
+        });
+        assert!(
+            matches!(
+                s.import_users_with_keys(&clash).await,
+                Err(StoreError::AlreadyExists)
+            ),
+            "{backend}"
+        );
+        assert!(
+            s.user_by_name("fresh-0").await.unwrap().is_none(),
+            "{backend}: half-written"
+        );
+        assert!(
+            s.access_key("AKIAFRESH00000000000")
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend}"
+        );
+        // So does a batch whose key id is taken.
+        clash.pop();
+        clash[2].access_key_id = last.access_key_id.clone();
+        assert!(
+            matches!(
+                s.import_users_with_keys(&clash).await,
+                Err(StoreError::AlreadyExists)
+            ),
+            "{backend}"
+        );
+        assert!(
+            s.user_by_name("fresh-0").await.unwrap().is_none(),
+            "{backend}: half-written"
+        );
+    }
+}
