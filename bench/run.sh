@@ -13,7 +13,7 @@
 #
 # Knobs (environment): STSD_BENCH_DURATION (seconds per run; default 10, --quick 3), STSD_BENCH_RUNS (3),
 # STSD_BENCH_CONNS (1,64), STSD_BENCH_MFA_DEVICES (200), STSD_BENCH_SKIP (space-separated targets to
-# skip: moto ceiling stsd mfa nginx), STSD_BENCH_ONLY (space-separated workloads to measure, e.g. "authz authz-proxy";
+# skip: moto ceiling stsd mfa nginx iam), STSD_BENCH_ONLY (space-separated workloads to measure, e.g. "authz authz-proxy";
 # default: all), STSD_BENCH_WORKERS (serving threads of stsd and the ceiling; default: one
 # per core), STSD_BENCH_KEEP_TMP=1 (keep the temporary directory with the server logs),
 # STSD_LOG (server log filter; default: the server's default, info), STSD_BENCH_SOURCE (what to call the
@@ -446,6 +446,13 @@ if [ -n "$stsd_pid" ]; then
     meta "MFA workload" "$mfa_n users with enabled virtual devices (enabled with the codes of the previous and current step: drift 0). Each run sends every code the devices accept when it starts (steps now-1..now+1 not used before, at most 3 per device; a device stays on one connection), signed per request, after waiting for the next 30-s step when none is left or the run would cross a step: the req/s of draining a burst, not a sustainable rate (D devices allow D codes per 30 s)"
     run_load stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" gst-mfa
   fi
+  # IAM writes last: they grow the database that the other workloads read.
+  for w in iam-user iam-mfa; do
+    [ -z "${STSD_BENCH_ONLY:-}" ] || [[ " $STSD_BENCH_ONLY " == *" $w "* ]] || continue
+    [[ "$skip" == *" iam "* ]] && continue
+    meta "IAM write workloads" "operations signed as root, each for a new user of its own: (h) CreateUser + CreateAccessKey, (i) CreateUser + CreateVirtualMFADevice + EnableMFADevice; req/s counts operations (every request of an operation answered 2xx, else a failure), latency from the first request to the last answer; every write is durable before its answer (SQLite synchronous=FULL)"
+    run_load stsd "$stsd_port" "$stsd_pid" "$tmp/creds-stsd" "$w"
+  done
   meta "stsd peak RSS over its life (MiB)" "$(awk '/VmHWM/{printf "%.1f", $2/1024}' "/proc/$stsd_pid/status")"
   stop "$stsd_pid"
 fi

@@ -5,6 +5,7 @@
 //! ```text
 //! user ACCESS_KEY_ID SECRET
 //! session ACCESS_KEY_ID SECRET TOKEN
+//! root ACCESS_KEY_ID SECRET
 //! mfa ACCESS_KEY_ID SECRET SERIAL BASE32_SEED LAST_USED_STEP
 //! ```
 //!
@@ -38,6 +39,8 @@ pub struct CredsFile {
     pub mfa: Vec<MfaUser>,
     /// The ARN of a role that trusts `user` (workload e).
     pub role: Option<String>,
+    /// The account root's key, which signed the setup (the IAM write workloads h and i).
+    pub root: Option<Creds>,
 }
 
 impl CredsFile {
@@ -56,6 +59,12 @@ impl CredsFile {
                 s.access_key_id,
                 s.secret_access_key,
                 s.session_token.as_deref().unwrap_or("-")
+            ));
+        }
+        if let Some(r) = &self.root {
+            out.push_str(&format!(
+                "root {} {}\n",
+                r.access_key_id, r.secret_access_key
             ));
         }
         if let Some(r) = &self.role {
@@ -91,6 +100,7 @@ impl CredsFile {
                 ("user", 3) => f.user = Some(creds(None)),
                 ("session", 4) => f.session = Some(creds(Some(fields[3]))),
                 ("role", 2) => f.role = Some(fields[1].to_owned()),
+                ("root", 3) => f.root = Some(creds(None)),
                 ("mfa", 6) => f.mfa.push(MfaUser {
                     creds: creds(None),
                     serial: fields[3].to_owned(),
@@ -157,6 +167,7 @@ mod tests {
                 last_step: 42,
             }],
             role: Some("arn:aws:iam::123456789012:role/bench-role".into()),
+            root: Some(c("AKIAROOT", None)),
         };
         let g = CredsFile::parse(&f.to_text()).expect("parses");
         assert_eq!(g.to_text(), f.to_text());

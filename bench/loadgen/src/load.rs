@@ -9,6 +9,9 @@
 //! starts (as fast as its connections go, ended early by the duration; it first waits for the next step
 //! when no code is left or the run would not fit in the current step) and reports how many that was: its
 //! requests/s is the rate of draining that burst, not a sustainable rate.
+//! The IAM write workloads (h, i) are operations, not single requests: each is a short sequence of IAM
+//! writes signed as root for a new user of its own, counted once (its latency runs from the first
+//! request to the last answer; a non-2xx answer at any step makes the operation a failure).
 
 use crate::client::Conn;
 use crate::creds::{CredsFile, MfaUser};
@@ -38,11 +41,16 @@ pub enum Workload {
     /// (g) The same signed GET sent to a reverse proxy as a client sends it (`GET /orders/42`), session
     /// credentials: nginx `auth_request` → stsd → upstream, or nginx alone in front of the same upstream.
     AuthzProxy,
+    /// (h) IAM writes: CreateUser + CreateAccessKey for a new user, signed as root (one operation).
+    IamUser,
+    /// (i) IAM writes: CreateUser + CreateVirtualMFADevice + EnableMFADevice (two TOTP codes) for a new
+    /// user, signed as root (one operation).
+    IamMfa,
 }
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 7] = [
+    pub const ALL: [Workload; 9] = [
         Workload::Gst,
         Workload::GciSession,
         Workload::GciLongterm,
@@ -50,7 +58,14 @@ impl Workload {
         Workload::AssumeRole,
         Workload::Authz,
         Workload::AuthzProxy,
+        Workload::IamUser,
+        Workload::IamMfa,
     ];
+
+    /// The IAM write workloads (operations of several signed requests, never replayed).
+    pub fn is_iam_write(self) -> bool {
+        matches!(self, Workload::IamUser | Workload::IamMfa)
+    }
 
     /// The short name used on the command line and in result files.
     pub fn key(self) -> &'static str {
@@ -62,6 +77,8 @@ impl Workload {
             Workload::AssumeRole => "assume-role",
             Workload::Authz => "authz",
             Workload::AuthzProxy => "authz-proxy",
+            Workload::IamUser => "iam-user",
+            Workload::IamMfa => "iam-mfa",
         }
     }
 
@@ -76,6 +93,10 @@ impl Workload {
             Workload::Authz => "(f) authorizer check (/_stsd/authorize), session credentials",
             Workload::AuthzProxy => {
                 "(g) signed GET through nginx to an upstream, session credentials"
+            }
+            Workload::IamUser => "(h) IAM writes: CreateUser + CreateAccessKey (operations)",
+            Workload::IamMfa => {
+                "(i) IAM writes: CreateUser + CreateVirtualMFADevice + EnableMFADevice (operations)"
             }
         }
     }
@@ -93,6 +114,7 @@ impl Workload {
             | Workload::Authz
             | Workload::AuthzProxy => "GetCallerIdentity",
             Workload::AssumeRole => "AssumeRole",
+            Workload::IamUser | Workload::IamMfa => "CreateUser",
         }
     }
 
@@ -101,6 +123,7 @@ impl Workload {
             Workload::Gst | Workload::GciLongterm | Workload::AssumeRole => file.user.clone(),
             Workload::GciSession | Workload::Authz | Workload::AuthzProxy => file.session.clone(),
             Workload::GstMfa => None,
+            Workload::IamUser | Workload::IamMfa => file.root.clone(),
         };
         c.with_context(|| format!("the credentials file has none for {}", self.key()))
     }
@@ -241,8 +264,8 @@ pub async fn run_replay(
     workload: Workload,
     file: &CredsFile,
 ) -> anyhow::Result<Outcome> {
-    if workload == Workload::GstMfa {
-        bail!("gst-mfa is not replayable");
+    if workload == Workload::GstMfa || workload.is_iam_write() {
+        bail!("{} is not replayable", workload.key());
     }
     let conns = connect_all(plan).await?;
     let now = now_unix();
@@ -282,6 +305,12 @@ pub fn sign_replayable(
 ) -> anyhow::Result<Signed> {
     if workload == Workload::GstMfa {
         bail!("gst-mfa is not replayable: each request needs a fresh TOTP code");
+    }
+    if workload.is_iam_write() {
+        bail!(
+            "{} is not replayable: each operation creates a new user",
+            workload.key()
+        );
     }
     let creds = workload.creds(file)?;
     match workload {
@@ -496,6 +525,178 @@ async fn mfa_loop(
     }
     stats.reopened = conn.reopened;
     Ok(stats)
+}
+
+/// Runs an IAM write workload (h, i): every connection performs operations one after another, each for
+/// a new user (`w<random>-<connection>-<n>`), until the deadline.
+///
+/// # Errors
+/// Not an IAM write workload; no root credentials in the file; a connection that cannot be opened.
+pub async fn run_iam(plan: &Plan, workload: Workload, file: &CredsFile) -> anyhow::Result<Outcome> {
+    if !workload.is_iam_write() {
+        bail!("{} is not an IAM write workload", workload.key());
+    }
+    let root = workload.creds(file)?;
+    let conns = connect_all(plan).await?;
+    let mut tag = [0u8; 4];
+    stsd_core::random_fill(&mut tag);
+    let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+    let start = Instant::now();
+    let measure_from = start + plan.warmup;
+    let deadline = measure_from + plan.duration;
+    let mut tasks = Vec::with_capacity(conns.len());
+    for (c, conn) in conns.into_iter().enumerate() {
+        let (target, root) = (plan.target.clone(), root.clone());
+        let prefix = format!("w{tag}-{c}");
+        let cap = plan.max_requests_per_conn;
+        tasks.push(tokio::spawn(async move {
+            iam_loop(
+                conn,
+                &target,
+                &root,
+                workload,
+                &prefix,
+                measure_from,
+                deadline,
+                cap,
+            )
+            .await
+        }));
+    }
+    let mut out = Outcome::default();
+    for t in tasks {
+        out.merge(t.await?, measure_from);
+    }
+    out.latencies_us.sort_unstable();
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)] // one connection's loop: its inputs, spelled out
+async fn iam_loop(
+    mut conn: Conn,
+    target: &Target,
+    root: &Creds,
+    workload: Workload,
+    prefix: &str,
+    measure_from: Instant,
+    deadline: Instant,
+    cap: u64,
+) -> ConnStats {
+    let mut stats = ConnStats::default();
+    let (mut n, mut errors) = (0u64, 0u64);
+    loop {
+        let t0 = Instant::now();
+        if t0 >= deadline || n >= cap || errors >= MAX_CONN_ERRORS {
+            break;
+        }
+        let name = format!("{prefix}-{n}");
+        n += 1;
+        let result = iam_op(&mut conn, target, root, workload, &name).await;
+        let t1 = Instant::now();
+        let measured = t0 >= measure_from;
+        match result {
+            Ok((status, body)) => {
+                if measured {
+                    stats.answered(status, &body, t0, t1);
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                if measured {
+                    stats.failed(&e, t1);
+                }
+                if conn.reconnect().await.is_err() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+    stats.reopened = conn.reopened;
+    stats
+}
+
+/// Sends one IAM request signed as `root`: `params` starts with the action.
+async fn iam_send(
+    conn: &mut Conn,
+    target: &Target,
+    root: &Creds,
+    params: &[(&str, &str)],
+) -> anyhow::Result<(u16, bytes::Bytes)> {
+    let Some((action, rest)) = params.split_first() else {
+        bail!("no action");
+    };
+    let mut pairs = vec![*action, ("Version", crate::IAM_VERSION)];
+    pairs.extend_from_slice(rest);
+    let signed = sign(&target.host, root, "iam", form_body(&pairs), now_unix())?;
+    conn.send(signed.wire()).await
+}
+
+/// One operation of an IAM write workload: the last answer, or the first one that was not 2xx.
+async fn iam_op(
+    conn: &mut Conn,
+    target: &Target,
+    root: &Creds,
+    workload: Workload,
+    name: &str,
+) -> anyhow::Result<(u16, bytes::Bytes)> {
+    let ok = |status: u16| (200..300).contains(&status);
+    let created = iam_send(
+        conn,
+        target,
+        root,
+        &[("Action", "CreateUser"), ("UserName", name)],
+    )
+    .await?;
+    if !ok(created.0) {
+        return Ok(created);
+    }
+    if workload == Workload::IamUser {
+        return iam_send(
+            conn,
+            target,
+            root,
+            &[("Action", "CreateAccessKey"), ("UserName", name)],
+        )
+        .await;
+    }
+    let device = iam_send(
+        conn,
+        target,
+        root,
+        &[
+            ("Action", "CreateVirtualMFADevice"),
+            ("VirtualMFADeviceName", name),
+        ],
+    )
+    .await?;
+    if !ok(device.0) {
+        return Ok(device);
+    }
+    let xml = String::from_utf8_lossy(&device.1);
+    let serial = crate::xml_text(&xml, "SerialNumber").context("no SerialNumber")?;
+    let seed = {
+        use base64::Engine as _;
+        let b64 = crate::xml_text(&xml, "Base32StringSeed").context("no Base32StringSeed")?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .context("Base32StringSeed is not base64")?;
+        seed_bytes(std::str::from_utf8(&raw).context("Base32StringSeed is not text")?)?
+    };
+    let step = totp::step_at(now_unix());
+    let (c1, c2) = (totp::code(&seed, step - 1), totp::code(&seed, step));
+    iam_send(
+        conn,
+        target,
+        root,
+        &[
+            ("Action", "EnableMFADevice"),
+            ("UserName", name),
+            ("SerialNumber", &serial),
+            ("AuthenticationCode1", &c1),
+            ("AuthenticationCode2", &c2),
+        ],
+    )
+    .await
 }
 
 #[cfg(test)]

@@ -222,6 +222,7 @@ pub async fn fixtures(
         session: Some(session),
         mfa,
         role,
+        root: Some(root.clone()),
     })
 }
 

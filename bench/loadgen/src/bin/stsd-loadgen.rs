@@ -246,6 +246,8 @@ async fn run_cmd(a: RunArgs) -> anyhow::Result<()> {
             let reset = a.pid.is_some_and(procfs::reset_peak);
             let outcome = if a.workload == Workload::GstMfa {
                 load::run_mfa(&plan, &mut creds.mfa).await?
+            } else if a.workload.is_iam_write() {
+                load::run_iam(&plan, a.workload, &creds).await?
             } else {
                 load::run_replay(&plan, a.workload, &creds).await?
             };
