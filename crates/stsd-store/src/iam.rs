@@ -427,21 +427,35 @@ impl Store {
         let blob = self
             .master
             .encrypt(&seed_context(serial), seed_base32.expose().as_bytes());
-        sqlx::query(
-            "INSERT INTO mfa_devices (serial_number, kind, name, path, seed_enc, created_at, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(serial)
-        .bind(kind.as_str())
-        .bind(name)
-        .bind(path)
-        .bind(blob)
-        .bind(now)
-        .bind(created_by)
-        .execute(&self.pool)
+        let (serial, name, path) = (serial.to_owned(), name.to_owned(), path.to_owned());
+        let created_by = created_by.map(str::to_owned);
+        self.write(false, move |c| {
+            let (serial, name, path, blob, created_by) = (
+                serial.clone(),
+                name.clone(),
+                path.clone(),
+                blob.clone(),
+                created_by.clone(),
+            );
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO mfa_devices (serial_number, kind, name, path, seed_enc, created_at, created_by) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&serial)
+                .bind(kind.as_str())
+                .bind(&name)
+                .bind(&path)
+                .bind(blob)
+                .bind(now)
+                .bind(created_by)
+                .execute(c)
+                .await
+                .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
+                Ok(())
+            })
+        })
         .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
-        Ok(())
     }
 
     /// How many unassigned virtual devices `creator` (a user id) created.
@@ -487,45 +501,50 @@ impl Store {
         step: i64,
         drift: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        if owner != ROOT_OWNER {
-            let bumped = sqlx::query(
-                "UPDATE users SET device_count = device_count + 1 WHERE user_id = $1 AND device_count < $2",
-            )
-            .bind(owner)
-            .bind(MAX_DEVICES_PER_USER)
-            .execute(&mut *tx)
-            .await?;
-            if bumped.rows_affected() != 1 {
-                return Err(StoreError::LimitExceeded);
-            }
-        }
-        let r = sqlx::query(
-            "UPDATE mfa_devices SET owner = $1, enabled_at = $2, last_step = $3, drift_steps = $4, failed_count = 0, \
-             first_failed_at = NULL, locked_until = NULL WHERE serial_number = $5 AND owner IS NULL",
-        )
-        .bind(owner)
-        .bind(now)
-        .bind(step)
-        .bind(drift)
-        .bind(serial)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() != 1 {
-            let exists: Option<String> = sqlx::query_scalar(
-                "SELECT serial_number FROM mfa_devices WHERE serial_number = $1",
-            )
-            .bind(serial)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Err(if exists.is_some() {
-                StoreError::AlreadyExists
-            } else {
-                StoreError::NotFound
-            });
-        }
-        tx.commit().await?;
-        Ok(())
+        let (serial, owner) = (serial.to_owned(), owner.to_owned());
+        self.write(true, move |c| {
+            let (serial, owner) = (serial.clone(), owner.clone());
+            Box::pin(async move {
+                if owner != ROOT_OWNER {
+                    let bumped = sqlx::query(
+                        "UPDATE users SET device_count = device_count + 1 WHERE user_id = $1 AND device_count < $2",
+                    )
+                    .bind(&owner)
+                    .bind(MAX_DEVICES_PER_USER)
+                    .execute(&mut *c)
+                    .await?;
+                    if bumped.rows_affected() != 1 {
+                        return Err(StoreError::LimitExceeded);
+                    }
+                }
+                let r = sqlx::query(
+                    "UPDATE mfa_devices SET owner = $1, enabled_at = $2, last_step = $3, drift_steps = $4, failed_count = 0, \
+                     first_failed_at = NULL, locked_until = NULL WHERE serial_number = $5 AND owner IS NULL",
+                )
+                .bind(&owner)
+                .bind(now)
+                .bind(step)
+                .bind(drift)
+                .bind(&serial)
+                .execute(&mut *c)
+                .await?;
+                if r.rows_affected() != 1 {
+                    let exists: Option<String> = sqlx::query_scalar(
+                        "SELECT serial_number FROM mfa_devices WHERE serial_number = $1",
+                    )
+                    .bind(&serial)
+                    .fetch_optional(&mut *c)
+                    .await?;
+                    return Err(if exists.is_some() {
+                        StoreError::AlreadyExists
+                    } else {
+                        StoreError::NotFound
+                    });
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Re-anchors a device's drift after ResyncMFADevice.
@@ -651,10 +670,12 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn mfa_accept_step(&self, serial: &str, step: i64, now: i64) -> Result<bool> {
-        match &self.steps {
-            Some(batcher) => batcher.accept(serial, step, now).await,
-            None => crate::steps::accept_step(&self.pool, serial, step, now).await,
-        }
+        let serial = serial.to_owned();
+        self.write(false, move |c| {
+            let serial = serial.clone();
+            Box::pin(async move { crate::group::accept_step(c, &serial, step, now).await })
+        })
+        .await
     }
 
     /// Counts a failed code. Failures older than `window` seconds start a new count; reaching

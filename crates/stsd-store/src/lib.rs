@@ -8,13 +8,14 @@
 //! Secrets (secret access keys, token keys) are stored encrypted under the master key, each bound to its
 //! row by the AEAD context (`access_key:<id>`, `token_key:<id>`), and are decrypted only in memory.
 
+mod group;
 pub mod iam;
 pub mod migrations;
 pub mod ops;
 pub mod passwords;
 pub mod policy;
 pub mod roles;
-mod steps;
+pub use group::BoxFuture;
 
 pub use iam::{DeviceKind, KeyMeta, MfaDevice};
 pub use ops::TokenKeyInfo;
@@ -275,8 +276,8 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     master: SealingKey,
-    /// SQLite only: the group commit of MFA step acceptances (see `steps`).
-    steps: Option<steps::StepBatcher>,
+    /// SQLite only: the group commit of frequent small writes (see `group`).
+    writer: Option<group::GroupWriter>,
 }
 
 impl std::fmt::Debug for Store {
@@ -351,12 +352,12 @@ impl Store {
                 .after_release(|conn, _meta| Box::pin(release_sqlite(conn)));
         }
         let pool = pool_opts.connect(url).await?;
-        let steps = (dialect == Dialect::Sqlite).then(|| steps::StepBatcher::start(pool.clone()));
+        let writer = (dialect == Dialect::Sqlite).then(|| group::GroupWriter::start(pool.clone()));
         let store = Store {
             pool,
             dialect,
             master,
-            steps,
+            writer,
         };
         // An existing database is checked against the master key before anything (a migration) can
         // change it; a new one gets its check value after the first migration created the table.
@@ -708,6 +709,25 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
+    /// Runs a small write transaction: on SQLite through the group commit (see `group`: with other
+    /// waiting writes in one transaction, inside its own savepoint unless `savepoint` is false, which
+    /// only a job of one statement may say; it may run twice, the first run rolled back), on
+    /// PostgreSQL in a transaction of its own. The job must do all its work on the connection it is
+    /// given.
+    pub(crate) async fn write<T, F>(&self, savepoint: bool, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T>>
+            + Send
+            + Sync
+            + 'static,
+    {
+        match &self.writer {
+            Some(w) => w.run(savepoint, job).await,
+            None => group::run_direct(&self.pool, job).await,
+        }
+    }
+
     // ---- users ----
 
     /// Creates an IAM user (`name` unique case-insensitively).
@@ -715,18 +735,25 @@ impl Store {
     /// # Errors
     /// [`StoreError::AlreadyExists`]; database errors.
     pub async fn create_user(&self, user: &User) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO users (user_id, name, name_key, path, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&user.user_id)
-        .bind(&user.name)
-        .bind(user.name.to_lowercase())
-        .bind(&user.path)
-        .bind(user.created_at)
-        .execute(&self.pool)
+        let user = user.clone();
+        self.write(false, move |c| {
+            let user = user.clone();
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO users (user_id, name, name_key, path, created_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&user.user_id)
+                .bind(&user.name)
+                .bind(user.name.to_lowercase())
+                .bind(&user.path)
+                .bind(user.created_at)
+                .execute(c)
+                .await
+                .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
+                Ok(())
+            })
+        })
         .await
-        .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
-        Ok(())
     }
 
     /// Stores a new access key for a user, refusing a third one (at most 2 per user, as IAM).
@@ -741,38 +768,44 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let blob = self.seal_key_secret(access_key_id, secret);
-        let mut tx = self.pool.begin().await?;
-        // The conditional counter update takes the row's write lock on both backends, so concurrent
-        // creations for one user serialise here and the limit holds.
-        let bumped = sqlx::query(
-            "UPDATE users SET key_count = key_count + 1 WHERE user_id = $1 AND key_count < 2",
-        )
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-        if bumped.rows_affected() != 1 {
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = $1")
-                    .bind(user_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Err(if exists.is_some() {
-                StoreError::LimitExceeded
-            } else {
-                StoreError::NotFound
-            });
-        }
-        sqlx::query(
-            "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, $2, $3, 'Active', $4)",
-        )
-        .bind(access_key_id)
-        .bind(user_id)
-        .bind(blob)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        let (user_id, access_key_id) = (user_id.to_owned(), access_key_id.to_owned());
+        self.write(true, move |c| {
+            let (user_id, access_key_id, blob) =
+                (user_id.clone(), access_key_id.clone(), blob.clone());
+            Box::pin(async move {
+                // The conditional counter update takes the row's write lock on both backends, so
+                // concurrent creations for one user serialise here and the limit holds.
+                let bumped = sqlx::query(
+                    "UPDATE users SET key_count = key_count + 1 WHERE user_id = $1 AND key_count < 2",
+                )
+                .bind(&user_id)
+                .execute(&mut *c)
+                .await?;
+                if bumped.rows_affected() != 1 {
+                    let exists: Option<String> =
+                        sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = $1")
+                            .bind(&user_id)
+                            .fetch_optional(&mut *c)
+                            .await?;
+                    return Err(if exists.is_some() {
+                        StoreError::LimitExceeded
+                    } else {
+                        StoreError::NotFound
+                    });
+                }
+                sqlx::query(
+                    "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, $2, $3, 'Active', $4)",
+                )
+                .bind(&access_key_id)
+                .bind(&user_id)
+                .bind(blob)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+                Ok(())
+            })
+        })
+        .await
     }
 
     /// Imports users, each with one active access key, in one transaction: all of them or none

@@ -140,7 +140,7 @@ impl Store {
             pool: self.pool,
             dialect: self.dialect,
             master: new_master,
-            steps: self.steps,
+            writer: self.writer,
         })
     }
 
