@@ -5,7 +5,8 @@
 //! so concurrent writers used to queue behind one fsync each (and behind SQLite's busy handler, which
 //! sleeps). On SQLite these writes therefore go through one writer task: it takes every job waiting
 //! when it is free and runs them, in arrival order, in one transaction, each job inside its own
-//! SAVEPOINT (a job of one statement needs none: SQLite undoes a failed statement by itself): one
+//! SAVEPOINT (a job that is refused, if at all, before it writes needs none, e.g. one of a single
+//! statement: SQLite undoes a failed statement by itself): one
 //! fsync for the batch. A job refused for a reason of its own (a name taken, a limit reached, no such
 //! entity) is rolled back to its savepoint alone and its caller gets that answer; the others go on.
 //! Any other error (the database's) ends the batch, since SQLite may have rolled back the whole
@@ -63,7 +64,7 @@ type JobFn =
 
 struct Job {
     run: JobFn,
-    /// False for a job of a single statement (no savepoint needed).
+    /// False for a job that is never refused after it wrote (no savepoint needed).
     savepoint: bool,
     reply: oneshot::Sender<Result<Output>>,
 }
@@ -91,7 +92,7 @@ impl GroupWriter {
     }
 
     /// Runs `job` as part of the next batch and returns its result once the batch is committed.
-    /// `savepoint` is false only for a job of a single statement.
+    /// `savepoint` is false only for a job that is never refused after it wrote (see the module).
     pub(crate) async fn run<T, F>(&self, savepoint: bool, job: F) -> Result<T>
     where
         T: Send + 'static,

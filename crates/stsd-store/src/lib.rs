@@ -711,7 +711,8 @@ impl Store {
 
     /// Runs a small write transaction: on SQLite through the group commit (see `group`: with other
     /// waiting writes in one transaction, inside its own savepoint unless `savepoint` is false, which
-    /// only a job of one statement may say; it may run twice, the first run rolled back), on
+    /// only a job that is never refused after it wrote may say, e.g. one of a single statement; it may
+    /// run twice, the first run rolled back), on
     /// PostgreSQL in a transaction of its own. The job must do all its work on the connection it is
     /// given.
     pub(crate) async fn write<T, F>(&self, savepoint: bool, job: F) -> Result<T>
@@ -769,7 +770,9 @@ impl Store {
     ) -> Result<()> {
         let blob = self.seal_key_secret(access_key_id, secret);
         let (user_id, access_key_id) = (user_id.to_owned(), access_key_id.to_owned());
-        self.write(true, move |c| {
+        // No savepoint: the job is refused only when its first statement changed nothing; an error
+        // after that is the database's, which ends the batch.
+        self.write(false, move |c| {
             let (user_id, access_key_id, blob) =
                 (user_id.clone(), access_key_id.clone(), blob.clone());
             Box::pin(async move {
