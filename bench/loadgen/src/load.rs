@@ -276,13 +276,12 @@ pub async fn run_replay(
     for conn in conns {
         let signed = sign_replayable(workload, file, &plan.target.host, now)?;
         let cap = plan.max_requests_per_conn;
-        tasks.push(tokio::spawn(replay_loop(
-            conn,
-            signed,
+        let window = Window {
             measure_from,
             deadline,
             cap,
-        )));
+        };
+        tasks.push(tokio::spawn(replay_loop(conn, signed, window)));
     }
     let mut out = Outcome::default();
     for t in tasks {
@@ -336,25 +335,45 @@ pub fn sign_replayable(
     }
 }
 
-async fn replay_loop(
-    mut conn: Conn,
-    signed: Signed,
+async fn replay_loop(conn: Conn, signed: Signed, window: Window) -> ConnStats {
+    let signed = &signed;
+    timed_loop(conn, window, |mut conn, _| async move {
+        let result = conn.send(signed.wire()).await;
+        (conn, result)
+    })
+    .await
+}
+
+/// When a connection's loop measures and when it stops.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    /// Answers to requests sent before this are not counted (warm-up).
     measure_from: Instant,
+    /// No request is sent after this.
     deadline: Instant,
+    /// Requests (or operations) at most.
     cap: u64,
-) -> ConnStats {
+}
+
+/// Sends request (or operation) `n = 0, 1, …` with `one` until the window closes, timing each one and
+/// counting answers and transport errors; after a transport error the connection is reopened.
+async fn timed_loop<F, Fut>(mut conn: Conn, window: Window, mut one: F) -> ConnStats
+where
+    F: FnMut(Conn, u64) -> Fut,
+    Fut: std::future::Future<Output = (Conn, anyhow::Result<(u16, bytes::Bytes)>)>,
+{
     let mut stats = ConnStats::default();
-    let mut sent = 0u64;
-    let mut errors = 0u64;
+    let (mut n, mut errors) = (0u64, 0u64);
     loop {
         let t0 = Instant::now();
-        if t0 >= deadline || sent >= cap || errors >= MAX_CONN_ERRORS {
+        if t0 >= window.deadline || n >= window.cap || errors >= MAX_CONN_ERRORS {
             break;
         }
-        sent += 1;
-        let result = conn.send(signed.wire()).await;
+        let (back, result) = one(conn, n).await;
+        conn = back;
+        n += 1;
         let t1 = Instant::now();
-        let measured = t0 >= measure_from;
+        let measured = t0 >= window.measure_from;
         match result {
             Ok((status, body)) => {
                 if measured {
@@ -549,17 +568,18 @@ pub async fn run_iam(plan: &Plan, workload: Workload, file: &CredsFile) -> anyho
         let (target, root) = (plan.target.clone(), root.clone());
         let prefix = format!("w{tag}-{c}");
         let cap = plan.max_requests_per_conn;
+        let window = Window {
+            measure_from,
+            deadline,
+            cap,
+        };
         tasks.push(tokio::spawn(async move {
-            iam_loop(
-                conn,
-                &target,
-                &root,
-                workload,
-                &prefix,
-                measure_from,
-                deadline,
-                cap,
-            )
+            let (target, root, prefix) = (&target, &root, &prefix);
+            timed_loop(conn, window, |mut conn, n| async move {
+                let name = format!("{prefix}-{n}");
+                let result = iam_op(&mut conn, target, root, workload, &name).await;
+                (conn, result)
+            })
             .await
         }));
     }
@@ -569,50 +589,6 @@ pub async fn run_iam(plan: &Plan, workload: Workload, file: &CredsFile) -> anyho
     }
     out.latencies_us.sort_unstable();
     Ok(out)
-}
-
-#[allow(clippy::too_many_arguments)] // one connection's loop: its inputs, spelled out
-async fn iam_loop(
-    mut conn: Conn,
-    target: &Target,
-    root: &Creds,
-    workload: Workload,
-    prefix: &str,
-    measure_from: Instant,
-    deadline: Instant,
-    cap: u64,
-) -> ConnStats {
-    let mut stats = ConnStats::default();
-    let (mut n, mut errors) = (0u64, 0u64);
-    loop {
-        let t0 = Instant::now();
-        if t0 >= deadline || n >= cap || errors >= MAX_CONN_ERRORS {
-            break;
-        }
-        let name = format!("{prefix}-{n}");
-        n += 1;
-        let result = iam_op(&mut conn, target, root, workload, &name).await;
-        let t1 = Instant::now();
-        let measured = t0 >= measure_from;
-        match result {
-            Ok((status, body)) => {
-                if measured {
-                    stats.answered(status, &body, t0, t1);
-                }
-            }
-            Err(e) => {
-                errors += 1;
-                if measured {
-                    stats.failed(&e, t1);
-                }
-                if conn.reconnect().await.is_err() {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
-    }
-    stats.reopened = conn.reopened;
-    stats
 }
 
 /// Sends one IAM request signed as `root`: `params` starts with the action.
@@ -672,18 +648,8 @@ async fn iam_op(
     if !ok(device.0) {
         return Ok(device);
     }
-    let xml = String::from_utf8_lossy(&device.1);
-    let serial = crate::xml_text(&xml, "SerialNumber").context("no SerialNumber")?;
-    let seed = {
-        use base64::Engine as _;
-        let b64 = crate::xml_text(&xml, "Base32StringSeed").context("no Base32StringSeed")?;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(b64.trim())
-            .context("Base32StringSeed is not base64")?;
-        seed_bytes(std::str::from_utf8(&raw).context("Base32StringSeed is not text")?)?
-    };
-    let step = totp::step_at(now_unix());
-    let (c1, c2) = (totp::code(&seed, step - 1), totp::code(&seed, step));
+    let (serial, seed) = crate::setup::virtual_device(&String::from_utf8_lossy(&device.1))?;
+    let (c1, c2) = crate::setup::enrolment_codes(&seed_bytes(&seed)?, totp::step_at(now_unix()));
     iam_send(
         conn,
         target,

@@ -109,6 +109,26 @@ pub fn seed_bytes(seed: &str) -> anyhow::Result<Vec<u8>> {
         .context("MFA seed is not base32")
 }
 
+/// The serial number and the base32 seed in a CreateVirtualMFADevice answer (the seed is a blob on
+/// the wire: the base64 of the base32 text).
+///
+/// # Errors
+/// A missing field, or a seed that is not base64 of text.
+pub fn virtual_device(xml: &str) -> anyhow::Result<(String, String)> {
+    use base64::Engine as _;
+    let serial = field(xml, "SerialNumber")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(field(xml, "Base32StringSeed")?.trim())
+        .context("Base32StringSeed is not base64")?;
+    let seed = String::from_utf8(raw).context("Base32StringSeed is not text")?;
+    Ok((serial, seed))
+}
+
+/// EnableMFADevice's two codes for a device enabled at `step`: the previous step's and the current one's.
+pub fn enrolment_codes(secret: &[u8], step: i64) -> (String, String) {
+    (totp::code(secret, step - 1), totp::code(secret, step))
+}
+
 /// Creates user `name` with a key and a virtual MFA device, and enables the device with the codes of
 /// the previous and the current step. The server takes the step of the second code as the device's
 /// clock (drift 0) and as its last used step, so the device's next code is the one of step now+1.
@@ -133,18 +153,9 @@ pub async fn mfa_user(
         ],
     )
     .await?;
-    let serial = field(&xml, "SerialNumber")?;
-    // A blob on the wire: the base64 of the base32 text.
-    let seed = {
-        use base64::Engine as _;
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(field(&xml, "Base32StringSeed")?.trim())
-            .context("Base32StringSeed is not base64")?;
-        String::from_utf8(raw).context("Base32StringSeed is not text")?
-    };
-    let secret = seed_bytes(&seed)?;
+    let (serial, seed) = virtual_device(&xml)?;
     let step = totp::step_at(now_unix());
-    let (c1, c2) = (totp::code(&secret, step - 1), totp::code(&secret, step));
+    let (c1, c2) = enrolment_codes(&seed_bytes(&seed)?, step);
     call(
         conn,
         target,
