@@ -166,12 +166,26 @@ class Browser:
 
     def submit(self, form_selector):
         """Clicks the form's submit button and waits for the next page."""
-        from selenium.webdriver.support import expected_conditions as ec
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         from selenium.webdriver.support.ui import WebDriverWait
 
         old = self.css("html")
+
+        def replaced(_driver):
+            # Selenium's staleness_of, plus the answer Chromium sometimes gives instead of "stale" for a
+            # node of the document the navigation just replaced.
+            try:
+                old.is_enabled()
+                return False
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as e:
+                if "does not belong to the document" in str(e):
+                    return True
+                raise
+
         self.css(f"{form_selector} button[type=submit]").click()
-        WebDriverWait(self.d, 30).until(ec.staleness_of(old))
+        WebDriverWait(self.d, 30).until(replaced)
         WebDriverWait(self.d, 30).until(
             lambda d: d.execute_script("return document.readyState") == "complete"
         )
