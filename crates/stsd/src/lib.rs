@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod authorizer;
 pub mod authz;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod console;

@@ -1,6 +1,7 @@
 //! Shared server state: the store, the token key ring, the access-key cache and the configuration that
 //! requests need.
 
+use crate::cache::TtlCache;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use stsd_core::token::KeyRing;
@@ -103,9 +104,9 @@ pub struct AppState {
     /// Failed MFA codes this node could not record in the store (see `sts::verify_mfa`).
     pub mfa_unrecorded: crate::sts::UnrecordedFailures,
     last_used: Mutex<HashMap<String, LastUse>>,
-    not_before: RwLock<HashMap<String, (std::time::Instant, Option<i64>)>>,
-    key_cache: RwLock<HashMap<String, (std::time::Instant, Arc<AccessKey>)>>,
-    unknown_keys: RwLock<HashMap<String, std::time::Instant>>,
+    not_before: TtlCache<Option<i64>>,
+    key_cache: TtlCache<Arc<AccessKey>>,
+    unknown_keys: TtlCache<()>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -143,9 +144,9 @@ impl AppState {
             authz: crate::authz::Authz::default(),
             mfa_unrecorded: crate::sts::UnrecordedFailures::default(),
             last_used: Mutex::new(HashMap::new()),
-            not_before: RwLock::new(HashMap::new()),
-            key_cache: RwLock::new(HashMap::new()),
-            unknown_keys: RwLock::new(HashMap::new()),
+            not_before: TtlCache::new(REVOCATION_CACHE_TTL, KEY_CACHE_CAPACITY),
+            key_cache: TtlCache::new(KEY_CACHE_TTL, KEY_CACHE_CAPACITY),
+            unknown_keys: TtlCache::new(UNKNOWN_KEY_CACHE_TTL, UNKNOWN_KEY_CACHE_CAPACITY),
         }
     }
 
@@ -165,59 +166,33 @@ impl AppState {
         &self,
         id: &str,
     ) -> Result<Option<Arc<AccessKey>>, stsd_store::StoreError> {
-        if let Ok(cache) = self.key_cache.read()
-            && let Some((at, k)) = cache.get(id)
-            && at.elapsed() < KEY_CACHE_TTL
-        {
-            return Ok(Some(Arc::clone(k)));
+        if let Some(k) = self.key_cache.get(id) {
+            return Ok(Some(k));
         }
         // Stored ids are generated (20 characters) or given at first start (16 to 128 letters and
         // digits, checked in `setup`): anything else cannot exist.
         if !(16..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Ok(None);
         }
-        if let Ok(unknown) = self.unknown_keys.read()
-            && unknown
-                .get(id)
-                .is_some_and(|at| at.elapsed() < UNKNOWN_KEY_CACHE_TTL)
-        {
+        if self.unknown_keys.get(id).is_some() {
             return Ok(None);
         }
         let started = std::time::Instant::now();
         let looked_up = self.store.access_key(id).await;
         self.metrics.store("access_key", started.elapsed());
         let Some(key) = looked_up? else {
-            if let Ok(mut unknown) = self.unknown_keys.write() {
-                if unknown.len() >= UNKNOWN_KEY_CACHE_CAPACITY {
-                    // Drop what has expired; if every entry is fresh (a flood), start over.
-                    unknown.retain(|_, at| at.elapsed() < UNKNOWN_KEY_CACHE_TTL);
-                    if unknown.len() >= UNKNOWN_KEY_CACHE_CAPACITY {
-                        unknown.clear();
-                    }
-                }
-                unknown.insert(id.to_owned(), std::time::Instant::now());
-            }
+            self.unknown_keys.insert(id, ());
             return Ok(None);
         };
         let key = Arc::new(key);
-        if let Ok(mut cache) = self.key_cache.write() {
-            if cache.len() >= KEY_CACHE_CAPACITY {
-                // Crude but bounded: start over rather than grow. Lookups refill what is hot.
-                cache.clear();
-            }
-            cache.insert(id.to_owned(), (std::time::Instant::now(), Arc::clone(&key)));
-        }
+        self.key_cache.insert(id, Arc::clone(&key));
         Ok(Some(key))
     }
 
     /// Drops a key from the cache after it changed (status, deletion, owner deletion).
     pub fn forget_key(&self, id: &str) {
-        if let Ok(mut cache) = self.key_cache.write() {
-            cache.remove(id);
-        }
-        if let Ok(mut unknown) = self.unknown_keys.write() {
-            unknown.remove(id);
-        }
+        self.key_cache.remove(id);
+        self.unknown_keys.remove(id);
     }
 
     /// Notes that a long-term key was used (kept in memory; written in batches by [`Self::flush_last_used`]).
@@ -271,14 +246,7 @@ impl AppState {
         &self,
         principal: &str,
     ) -> Result<Option<i64>, stsd_store::StoreError> {
-        let cached = self
-            .not_before
-            .read()
-            .ok()
-            .and_then(|m| m.get(principal).copied());
-        if let Some((at, v)) = cached
-            && at.elapsed() < REVOCATION_CACHE_TTL
-        {
+        if let Some(v) = self.not_before.get(principal) {
             return Ok(v);
         }
         let started = std::time::Instant::now();
@@ -286,23 +254,16 @@ impl AppState {
         self.metrics.store("sessions_not_before", started.elapsed());
         match looked_up {
             Ok(v) => {
-                if let Ok(mut m) = self.not_before.write() {
-                    if m.len() >= KEY_CACHE_CAPACITY {
-                        m.clear();
-                    }
-                    m.insert(principal.to_owned(), (std::time::Instant::now(), v));
-                }
+                self.not_before.insert(principal, v);
                 Ok(v)
             }
             Err(e) => {
-                let Some((_, v)) = cached else {
+                let Some(v) = self.not_before.get_stale(principal) else {
                     return Err(e);
                 };
                 tracing::warn!(error = %e, "revocation state unavailable; using the last known value");
                 // Keep using it for another cache period rather than waiting on the database per request.
-                if let Ok(mut m) = self.not_before.write() {
-                    m.insert(principal.to_owned(), (std::time::Instant::now(), v));
-                }
+                self.not_before.insert(principal, v);
                 Ok(v)
             }
         }
@@ -310,9 +271,7 @@ impl AppState {
 
     /// Forgets a principal's cached revocation time (after a change made through this node).
     pub fn forget_not_before(&self, principal: &str) {
-        if let Ok(mut m) = self.not_before.write() {
-            m.remove(principal);
-        }
+        self.not_before.remove(principal);
     }
 
     /// Replaces the key ring (after a reload or rotation).
@@ -325,11 +284,7 @@ impl AppState {
 
     /// Drops every cached key.
     pub fn forget_all_keys(&self) {
-        if let Ok(mut cache) = self.key_cache.write() {
-            cache.clear();
-        }
-        if let Ok(mut unknown) = self.unknown_keys.write() {
-            unknown.clear();
-        }
+        self.key_cache.clear();
+        self.unknown_keys.clear();
     }
 }
