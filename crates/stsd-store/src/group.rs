@@ -16,6 +16,12 @@
 //! again one by one, each in its own transaction, so each caller gets its own result or its own error
 //! and nothing is half-written. Jobs are therefore `Fn`: they may run twice, the first run rolled back.
 //!
+//! Step acceptances are the most frequent job and the simplest: one conditional UPDATE each. The
+//! writer runs consecutive ones for distinct devices as one statement (`UPDATE … FROM json_each(…)
+//! RETURNING`), which gives the same answers as running them one after another: each row of the
+//! statement touches a device of its own. A device that comes again starts the next statement, so a
+//! code presented twice still wins once.
+//!
 //! A job must do all its work on the connection it is given: the writer holds SQLite's write lock
 //! while the batch runs, so a write through the pool from inside a job would wait for itself.
 //!
@@ -27,6 +33,7 @@ use sqlx::{AnyConnection, AnyPool, Connection};
 use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// What a job returns: a boxed future borrowing the connection it was given.
@@ -37,25 +44,80 @@ const MAX_BATCH: usize = 256;
 /// Jobs waiting for the writer at most (senders wait beyond that).
 const QUEUE: usize = 1024;
 
-/// The conditional UPDATE that accepts `step` for a device (see `Store::mfa_accept_step`).
-pub(crate) async fn accept_step(
-    c: &mut AnyConnection,
-    serial: &str,
-    step: i64,
-    now: i64,
-) -> Result<bool> {
+/// The conditional UPDATE that accepts a step for a device (see `Store::mfa_accept_step`).
+pub(crate) async fn accept_step(c: &mut AnyConnection, ask: &StepAccept) -> Result<bool> {
     let r = sqlx::query(
         "UPDATE mfa_devices SET last_step = $1, failed_count = 0, first_failed_at = NULL \
-         WHERE serial_number = $2 AND owner IS NOT NULL AND (last_step IS NULL OR last_step < $3) \
-         AND (locked_until IS NULL OR locked_until <= $4)",
+         WHERE serial_number = $2 AND owner = $3 AND drift_steps = $4 AND seed_enc = $5 \
+         AND (last_step IS NULL OR last_step < $1) AND (locked_until IS NULL OR locked_until <= $6)",
     )
-    .bind(step)
-    .bind(serial)
-    .bind(step)
-    .bind(now)
+    .bind(ask.step)
+    .bind(&ask.serial)
+    .bind(&ask.owner)
+    .bind(ask.drift_steps)
+    .bind(&ask.sealed_seed)
+    .bind(ask.now)
     .execute(c)
     .await?;
     Ok(r.rows_affected() == 1)
+}
+
+/// Accepts several steps, each for a device of its own, with one statement: the same conditional
+/// UPDATE as [`accept_step`] for every ask. Returns, for each, whether it was accepted. The serials
+/// must be distinct (one row of the UPDATE per device). SQLite only (`json_each`, `->>`, `unhex`).
+async fn accept_steps(c: &mut AnyConnection, asks: &[&StepAccept]) -> Result<Vec<bool>> {
+    use std::fmt::Write as _;
+    // [[serial, step, now, owner, drift, sealed seed in hex], …]
+    let mut rows = String::with_capacity(asks.len() * 256 + 2);
+    rows.push('[');
+    for (i, a) in asks.iter().enumerate() {
+        if i > 0 {
+            rows.push(',');
+        }
+        rows.push('[');
+        json_string(&mut rows, &a.serial);
+        let _ = write!(rows, ",{},{},", a.step, a.now);
+        json_string(&mut rows, &a.owner);
+        let _ = write!(rows, ",{},\"", a.drift_steps);
+        for b in &a.sealed_seed {
+            let _ = write!(rows, "{b:02x}");
+        }
+        rows.push_str("\"]");
+    }
+    rows.push(']');
+    let accepted: Vec<(String,)> = sqlx::query_as(
+        "UPDATE mfa_devices SET last_step = a.value ->> 1, failed_count = 0, first_failed_at = NULL \
+         FROM json_each($1) AS a \
+         WHERE mfa_devices.serial_number = a.value ->> 0 AND owner = a.value ->> 3 \
+         AND drift_steps = a.value ->> 4 AND seed_enc = unhex(a.value ->> 5) \
+         AND (last_step IS NULL OR last_step < a.value ->> 1) \
+         AND (locked_until IS NULL OR locked_until <= a.value ->> 2) \
+         RETURNING mfa_devices.serial_number",
+    )
+    .bind(rows)
+    .fetch_all(c)
+    .await?;
+    Ok(asks
+        .iter()
+        .map(|a| accepted.iter().any(|(s,)| *s == a.serial))
+        .collect())
+}
+
+/// Appends `s` to `out` as a JSON string.
+fn json_string(out: &mut String, s: &str) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for ch in s.chars() {
+        match ch {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 type Output = Box<dyn Any + Send>;
@@ -63,10 +125,25 @@ type JobFn =
     Box<dyn for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<Output>> + Send + Sync>;
 
 struct Job {
+    /// The job run on its own (always, for a step acceptance when it runs alone or again).
     run: JobFn,
     /// False for a job that is never refused after it wrote (no savepoint needed).
     savepoint: bool,
+    /// A step acceptance, which the writer may merge with its neighbours (see the module).
+    step: Option<StepAccept>,
     reply: oneshot::Sender<Result<Output>>,
+}
+
+/// What a step acceptance asks (see [`accept_step`]): the step, and the device as the code was
+/// checked against it.
+#[derive(Clone)]
+pub(crate) struct StepAccept {
+    pub(crate) serial: String,
+    pub(crate) owner: String,
+    pub(crate) drift_steps: i64,
+    pub(crate) sealed_seed: Vec<u8>,
+    pub(crate) step: i64,
+    pub(crate) now: i64,
 }
 
 /// An error that belongs to the job alone (its request was refused), after which the batch can go on.
@@ -98,6 +175,25 @@ impl GroupWriter {
         T: Send + 'static,
         F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + Sync + 'static,
     {
+        self.submit(savepoint, None, job).await
+    }
+
+    /// Accepts a step (see [`accept_step`]) in the next batch, merged with the other acceptances next
+    /// to it; the answer comes once the batch is committed.
+    pub(crate) async fn accept_step(&self, ask: StepAccept) -> Result<bool> {
+        let alone = Arc::new(ask.clone());
+        self.submit(false, Some(ask), move |c| {
+            let ask = Arc::clone(&alone);
+            Box::pin(async move { accept_step(c, &ask).await })
+        })
+        .await
+    }
+
+    async fn submit<T, F>(&self, savepoint: bool, step: Option<StepAccept>, job: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + Sync + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let run: JobFn = Box::new(move |c| {
             let fut = job(c);
@@ -107,6 +203,7 @@ impl GroupWriter {
             .send(Job {
                 run,
                 savepoint,
+                step,
                 reply,
             })
             .await
@@ -158,7 +255,24 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 async fn commit_batch(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Result<Output>>> {
     let mut tx = pool.begin().await?;
     let mut results = Vec::with_capacity(batch.len());
-    for job in batch {
+    let mut next = 0;
+    while let Some(job) = batch.get(next) {
+        if job.step.is_some() {
+            // This acceptance and the ones after it, up to a device that comes again.
+            let mut asks: Vec<&StepAccept> = Vec::new();
+            while let Some(ask) = batch.get(next).and_then(|j| j.step.as_ref()) {
+                if asks.iter().any(|a| a.serial == ask.serial) {
+                    break;
+                }
+                asks.push(ask);
+                next += 1;
+            }
+            for accepted in accept_steps(&mut tx, &asks).await? {
+                results.push(Ok(Box::new(accepted) as Output));
+            }
+            continue;
+        }
+        next += 1;
         if !job.savepoint {
             match (job.run)(&mut tx).await {
                 Err(e) if !refused(&e) => return Err(e),
@@ -200,8 +314,8 @@ mod tests {
         if with_table {
             sqlx::raw_sql(
                 "CREATE TABLE mfa_devices (serial_number TEXT PRIMARY KEY, owner TEXT, last_step BIGINT, \
-                 failed_count BIGINT, first_failed_at BIGINT, locked_until BIGINT); \
-                 INSERT INTO mfa_devices VALUES ('a', 'u', 5, 2, 1, NULL), ('b', 'u', NULL, 0, NULL, NULL)",
+                 failed_count BIGINT, first_failed_at BIGINT, locked_until BIGINT, drift_steps BIGINT, seed_enc BLOB); \
+                 INSERT INTO mfa_devices VALUES ('a', 'u', 5, 2, 1, NULL, 0, x'00'), ('b', 'u', NULL, 0, NULL, NULL, 0, x'00')",
             )
             .execute(&pool)
             .await
@@ -210,16 +324,25 @@ mod tests {
         pool
     }
 
+    /// An acceptance for a device of owner `u`, drift 0 and sealed seed `00` (as `memory_pool` makes).
+    fn ask(serial: &str, step: i64, now: i64) -> StepAccept {
+        StepAccept {
+            serial: serial.to_owned(),
+            owner: "u".to_owned(),
+            drift_steps: 0,
+            sealed_seed: vec![0],
+            step,
+            now,
+        }
+    }
+
     fn accept(
         w: &Arc<GroupWriter>,
         serial: &'static str,
         step: i64,
     ) -> tokio::task::JoinHandle<Result<bool>> {
         let w = Arc::clone(w);
-        tokio::spawn(async move {
-            w.run(false, move |c| Box::pin(accept_step(c, serial, step, 0)))
-                .await
-        })
+        tokio::spawn(async move { w.accept_step(ask(serial, step, 0)).await })
     }
 
     async fn accept_all(w: Arc<GroupWriter>, asks: &[(&'static str, i64)]) -> Vec<Result<bool>> {
@@ -253,6 +376,124 @@ mod tests {
         assert_eq!(row, (7, 0));
     }
 
+    /// The merged statement against its oracle, the single UPDATE run once per device: same answers,
+    /// same rows afterwards, over devices in every state (unowned, locked until before / after `now`,
+    /// no step yet, with failures counted, another drift or seed than the ask's) and serials that need
+    /// escaping in JSON.
+    #[tokio::test]
+    async fn merged_acceptances_match_one_update_per_device() {
+        const SERIALS: [&str; 6] = [
+            "a",
+            "b",
+            "q\"uote",
+            "back\\slash",
+            "tab\tx",
+            "arn:aws:iam::1:mfa/é",
+        ];
+        async fn fresh() -> AnyPool {
+            let pool = memory_pool(false).await;
+            sqlx::raw_sql(
+                "CREATE TABLE mfa_devices (serial_number TEXT PRIMARY KEY, owner TEXT, last_step BIGINT, \
+                 failed_count BIGINT, first_failed_at BIGINT, locked_until BIGINT, drift_steps BIGINT, \
+                 seed_enc BLOB)",
+            )
+            .execute(&pool)
+            .await
+            .unwrap();
+            // (owner, last_step, failed_count, first_failed_at, locked_until, drift, seed) per serial.
+            type Row = (
+                Option<&'static str>,
+                Option<i64>,
+                i64,
+                Option<i64>,
+                Option<i64>,
+                i64,
+                &'static [u8],
+            );
+            let states: [Row; 6] = [
+                (Some("u"), Some(5), 2, Some(1), None, 0, &[0]),
+                (Some("u"), None, 0, None, Some(10), 1, &[0]),
+                (None, Some(3), 0, None, None, 0, &[0]),
+                (Some("u"), Some(7), 1, Some(4), Some(30), 0, &[1, 2]),
+                (Some("u"), None, 3, Some(2), None, 0, &[0]),
+                (Some("v"), Some(6), 0, None, Some(20), 0, &[0]),
+            ];
+            for (serial, (owner, last, failed, first, locked, drift, seed)) in
+                SERIALS.iter().zip(states)
+            {
+                sqlx::query("INSERT INTO mfa_devices VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(*serial)
+                    .bind(owner)
+                    .bind(last)
+                    .bind(failed)
+                    .bind(first)
+                    .bind(locked)
+                    .bind(drift)
+                    .bind(seed.to_vec())
+                    .execute(&pool)
+                    .await
+                    .unwrap();
+            }
+            pool
+        }
+        async fn rows(pool: &AnyPool) -> Vec<(String, Option<i64>, i64, Option<i64>)> {
+            sqlx::query_as(
+                "SELECT serial_number, last_step, failed_count, first_failed_at FROM mfa_devices \
+                 ORDER BY serial_number",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap()
+        }
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut accepted = 0;
+        for _ in 0..200 {
+            // Distinct serials (plus one unknown), in a random order, with random steps and times, and
+            // now and then another owner, drift or seed than the device's.
+            let mut asks: Vec<StepAccept> = Vec::new();
+            for serial in SERIALS.iter().copied().chain(["unknown"]) {
+                if next(3) > 0 {
+                    let at = usize::try_from(next(asks.len() as u64 + 1)).unwrap();
+                    let mut a = ask(
+                        serial,
+                        i64::try_from(next(10)).unwrap(),
+                        i64::try_from(next(40)).unwrap(),
+                    );
+                    match next(8) {
+                        0 => a.owner = "v".to_owned(),
+                        1 => a.drift_steps = 1,
+                        2 => a.sealed_seed = vec![1, 2],
+                        _ => {}
+                    }
+                    asks.insert(at, a);
+                }
+            }
+            let merged_pool = fresh().await;
+            let mut c = merged_pool.acquire().await.unwrap();
+            let refs: Vec<&StepAccept> = asks.iter().collect();
+            let merged = accept_steps(&mut c, &refs).await.unwrap();
+            drop(c);
+            let single_pool = fresh().await;
+            let mut c = single_pool.acquire().await.unwrap();
+            let mut single = Vec::new();
+            for a in &asks {
+                single.push(accept_step(&mut c, a).await.unwrap());
+            }
+            drop(c);
+            assert_eq!(merged, single);
+            assert_eq!(rows(&merged_pool).await, rows(&single_pool).await);
+            accepted += merged.iter().filter(|&&a| a).count();
+        }
+        // The cases are not all refusals.
+        assert!(accepted > 50, "{accepted}");
+    }
+
     #[tokio::test]
     async fn a_failing_job_is_rolled_back_alone() {
         let pool = memory_pool(true).await;
@@ -263,7 +504,7 @@ mod tests {
             tokio::spawn(async move {
                 w.run(true, |c| {
                     Box::pin(async move {
-                        accept_step(&mut *c, "b", 9, 0).await?;
+                        accept_step(&mut *c, &ask("b", 9, 0)).await?;
                         Err::<(), _>(crate::StoreError::LimitExceeded)
                     })
                 })
@@ -299,7 +540,7 @@ mod tests {
             tokio::spawn(async move {
                 w.run(true, |c| {
                     Box::pin(async move {
-                        accept_step(&mut *c, "b", 9, 0).await?;
+                        accept_step(&mut *c, &ask("b", 9, 0)).await?;
                         sqlx::query("INSERT INTO no_such_table VALUES (1)")
                             .execute(&mut *c)
                             .await?;

@@ -72,6 +72,19 @@ pub struct MfaDevice {
     pub failed_count: i64,
     /// Codes are refused until this time.
     pub locked_until: Option<i64>,
+    /// The seed as stored (encrypted): which seed this is, for [`crate::Store::mfa_accept_step`].
+    pub sealed_seed: SealedSeed,
+}
+
+/// A device's seed as stored, encrypted under the store's master key (see [`MfaDevice::sealed_seed`]).
+/// It names one seed: a device deleted and created again under the same serial number has another.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSeed(pub(crate) Vec<u8>);
+
+impl std::fmt::Debug for SealedSeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedSeed(..)")
+    }
 }
 
 fn seed_context(serial: &str) -> Vec<u8> {
@@ -406,6 +419,7 @@ impl Store {
             drift_steps: row.try_get("drift_steps")?,
             failed_count: row.try_get("failed_count")?,
             locked_until: row.try_get("locked_until")?,
+            sealed_seed: SealedSeed(blob),
         })
     }
 
@@ -662,20 +676,35 @@ impl Store {
         rows.iter().map(|r| self.device_from_row(r)).collect()
     }
 
-    /// Accepts TOTP step `step` for a device unless that step or a later one was accepted before or the
+    /// Accepts TOTP step `step` for `device` unless that step or a later one was accepted before or the
     /// device is locked: one conditional UPDATE, so of concurrent requests with the same code (on any node
-    /// sharing the database) exactly one wins. Resets the failure count. On SQLite concurrent acceptances
-    /// share one commit (group commit); the answer comes after that commit.
+    /// sharing the database) exactly one wins. Resets the failure count. The device must still be as
+    /// `device` shows it where the code's check depends on it (the same owner, seed and clock drift), so
+    /// a copy read earlier (a cached one) never lets a code through that the stored device refuses: a
+    /// device deactivated, resynchronised or deleted and created again in the meantime refuses it. On
+    /// SQLite concurrent acceptances share one commit (group commit); the answer comes after that commit.
     ///
     /// # Errors
     /// Database errors.
-    pub async fn mfa_accept_step(&self, serial: &str, step: i64, now: i64) -> Result<bool> {
-        let serial = serial.to_owned();
-        self.write(false, move |c| {
-            let serial = serial.clone();
-            Box::pin(async move { crate::group::accept_step(c, &serial, step, now).await })
-        })
-        .await
+    pub async fn mfa_accept_step(&self, device: &MfaDevice, step: i64, now: i64) -> Result<bool> {
+        let Some(owner) = device.owner.clone() else {
+            return Ok(false);
+        };
+        let ask = crate::group::StepAccept {
+            serial: device.serial_number.clone(),
+            owner,
+            drift_steps: device.drift_steps,
+            sealed_seed: device.sealed_seed.0.clone(),
+            step,
+            now,
+        };
+        match &self.writer {
+            Some(w) => w.accept_step(ask).await,
+            None => {
+                let mut c = self.pool.acquire().await?;
+                crate::group::accept_step(&mut c, &ask).await
+            }
+        }
     }
 
     /// Counts a failed code. Failures older than `window` seconds start a new count; reaching

@@ -17,7 +17,7 @@ pub mod policy;
 pub mod roles;
 pub use group::BoxFuture;
 
-pub use iam::{DeviceKind, KeyMeta, MfaDevice};
+pub use iam::{DeviceKind, KeyMeta, MfaDevice, SealedSeed};
 pub use ops::TokenKeyInfo;
 
 use migrations::{Dialect, MIGRATIONS};

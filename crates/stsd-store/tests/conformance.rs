@@ -311,19 +311,14 @@ async fn mfa_replay_and_lockout() {
         );
 
         // Older or equal steps never; 50 concurrent acceptances of one new step: exactly one.
-        assert!(
-            !s.mfa_accept_step(serial, 100, 20).await.unwrap(),
-            "{backend}"
-        );
-        assert!(
-            !s.mfa_accept_step(serial, 99, 20).await.unwrap(),
-            "{backend}"
-        );
+        let d = Arc::new(d);
+        assert!(!s.mfa_accept_step(&d, 100, 20).await.unwrap(), "{backend}");
+        assert!(!s.mfa_accept_step(&d, 99, 20).await.unwrap(), "{backend}");
         let mut tasks = Vec::new();
         for _ in 0..50 {
-            let s = Arc::clone(&s);
+            let (s, d) = (Arc::clone(&s), Arc::clone(&d));
             tasks.push(tokio::spawn(async move {
-                s.mfa_accept_step(serial, 101, 20).await.unwrap()
+                s.mfa_accept_step(&d, 101, 20).await.unwrap()
             }));
         }
         let mut wins = 0;
@@ -354,13 +349,22 @@ async fn mfa_replay_and_lockout() {
             Some(1062)
         );
         assert!(
-            !s.mfa_accept_step(serial, 200, 1010).await.unwrap(),
+            !s.mfa_accept_step(&d, 200, 1010).await.unwrap(),
             "{backend}: lock ignored"
         );
         assert!(
-            s.mfa_accept_step(serial, 200, 1062).await.unwrap(),
+            s.mfa_accept_step(&d, 200, 1062).await.unwrap(),
             "{backend}: lock did not end"
         );
+        // A copy of the device from before a resynchronisation (another drift) is refused; the
+        // device as stored now is not.
+        assert!(s.resync_mfa_device(serial, 201, 1).await.unwrap());
+        assert!(
+            !s.mfa_accept_step(&d, 202, 1062).await.unwrap(),
+            "{backend}: stale drift accepted"
+        );
+        let d = Arc::new(s.mfa_device(serial).await.unwrap().unwrap());
+        assert!(s.mfa_accept_step(&d, 202, 1062).await.unwrap(), "{backend}");
         // Failures far apart do not add up.
         assert!(
             !s.mfa_record_failure(serial, 2000, 3, 900, 60)
@@ -385,11 +389,28 @@ async fn mfa_replay_and_lockout() {
             Err(StoreError::NotFound)
         ));
         assert!(
-            !s.mfa_accept_step(serial, 300, 3000).await.unwrap(),
+            !s.mfa_accept_step(&d, 300, 3000).await.unwrap(),
             "{backend}: unassigned device accepted"
         );
+        // Deleted, created again under the same serial with another seed and enabled for the same
+        // user: a copy of the old device is refused (another seed), the new one accepted.
         s.delete_virtual_mfa_device(serial).await.unwrap();
         assert!(s.mfa_device(serial).await.unwrap().is_none());
+        let seed2 = Secret::new("GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ");
+        s.create_mfa_device(serial, DeviceKind::Virtual, "bob", "/", &seed2, None, 1)
+            .await
+            .unwrap();
+        s.enable_mfa_device(serial, &bob.user_id, 10, 100, 1)
+            .await
+            .unwrap();
+        assert!(
+            !s.mfa_accept_step(&d, 301, 3000).await.unwrap(),
+            "{backend}: the old seed's copy accepted"
+        );
+        let d = s.mfa_device(serial).await.unwrap().unwrap();
+        assert!(s.mfa_accept_step(&d, 301, 3000).await.unwrap(), "{backend}");
+        s.deactivate_mfa_device(serial, &bob.user_id).await.unwrap();
+        s.delete_virtual_mfa_device(serial).await.unwrap();
     }
 }
 
@@ -422,7 +443,8 @@ async fn mfa_concurrent_acceptances_across_devices() {
             for step in [101, 100, 101, 101] {
                 let (s, serial) = (Arc::clone(&s), serial.clone());
                 tasks.push(tokio::spawn(async move {
-                    (i, step, s.mfa_accept_step(&serial, step, 20).await.unwrap())
+                    let d = s.mfa_device(&serial).await.unwrap().unwrap();
+                    (i, step, s.mfa_accept_step(&d, step, 20).await.unwrap())
                 }));
             }
         }
@@ -439,7 +461,8 @@ async fn mfa_concurrent_acceptances_across_devices() {
             for step in [103, 102] {
                 let (s, serial) = (Arc::clone(&s), serial.clone());
                 tasks.push(tokio::spawn(async move {
-                    (step, s.mfa_accept_step(&serial, step, 20).await.unwrap())
+                    let d = s.mfa_device(&serial).await.unwrap().unwrap();
+                    (step, s.mfa_accept_step(&d, step, 20).await.unwrap())
                 }));
             }
         }

@@ -305,7 +305,9 @@ pub(crate) async fn record_failures(
 /// Checks an MFA code for GetSessionToken: the device must be enabled for the caller, not locked, and
 /// the code must match a step inside the window that is later than every step accepted before. The
 /// step is consumed with one conditional UPDATE, so concurrent requests (on any node) with the same code
-/// succeed at most once. Failures are counted and lock the device.
+/// succeed at most once; it also requires the device to be still as read (owner, seed, drift), so a
+/// device resynchronised or replaced between the read and the UPDATE refuses the code. Failures are
+/// counted and lock the device.
 pub(crate) async fn verify_mfa(
     state: &AppState,
     owner_id: &str,
@@ -314,7 +316,9 @@ pub(crate) async fn verify_mfa(
     now: i64,
 ) -> Result<MfaContext, ApiError> {
     let store_err = |e: stsd_store::StoreError| crate::errors::from_store(&e);
+    let started = std::time::Instant::now();
     let device = state.store.mfa_device(serial).await.map_err(store_err)?;
+    state.metrics.store("mfa_device", started.elapsed());
     let Some(device) = device.filter(|d| d.owner.as_deref() == Some(owner_id)) else {
         return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE));
     };
@@ -345,11 +349,12 @@ pub(crate) async fn verify_mfa(
     let now_step = totp::step_at(now) + device.drift_steps;
     let matched = totp::verify(&seed, code, now_step, policy.window_steps, device.last_step);
     let accepted = match matched {
-        Some(step) => state
-            .store
-            .mfa_accept_step(serial, step, now)
-            .await
-            .map_err(store_err)?,
+        Some(step) => {
+            let started = std::time::Instant::now();
+            let accepted = state.store.mfa_accept_step(&device, step, now).await;
+            state.metrics.store("mfa_accept_step", started.elapsed());
+            accepted.map_err(store_err)?
+        }
         None => false,
     };
     if !accepted {
