@@ -760,7 +760,8 @@ impl Store {
     /// Stores a new access key for a user, refusing a third one (at most 2 per user, as IAM).
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] (no such user), [`StoreError::LimitExceeded`], database errors.
+    /// [`StoreError::NotFound`] (no such user), [`StoreError::LimitExceeded`],
+    /// [`StoreError::AlreadyExists`] (the key id is taken; nothing was written), database errors.
     pub async fn insert_user_key(
         &self,
         user_id: &str,
@@ -770,8 +771,8 @@ impl Store {
     ) -> Result<()> {
         let blob = self.seal_key_secret(access_key_id, secret);
         let (user_id, access_key_id) = (user_id.to_owned(), access_key_id.to_owned());
-        // No savepoint: the job is refused only when its first statement changed nothing; an error
-        // after that is the database's, which ends the batch.
+        // No savepoint: the job is refused only when its first statement changed nothing or after it
+        // undid that change itself; an error after that is the database's, which ends the batch.
         self.write(false, move |c| {
             let (user_id, access_key_id, blob) =
                 (user_id.clone(), access_key_id.clone(), blob.clone());
@@ -796,8 +797,9 @@ impl Store {
                         StoreError::NotFound
                     });
                 }
-                sqlx::query(
-                    "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) VALUES ($1, $2, $3, 'Active', $4)",
+                let inserted = sqlx::query(
+                    "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) \
+                     VALUES ($1, $2, $3, 'Active', $4) ON CONFLICT (access_key_id) DO NOTHING",
                 )
                 .bind(&access_key_id)
                 .bind(&user_id)
@@ -805,6 +807,15 @@ impl Store {
                 .bind(now)
                 .execute(&mut *c)
                 .await?;
+                if inserted.rows_affected() != 1 {
+                    // The id is taken (ids carry 39 random bits): undo the count, so the job leaves
+                    // nothing written without a savepoint, and let the caller draw another id.
+                    sqlx::query("UPDATE users SET key_count = key_count - 1 WHERE user_id = $1")
+                        .bind(&user_id)
+                        .execute(&mut *c)
+                        .await?;
+                    return Err(StoreError::AlreadyExists);
+                }
                 Ok(())
             })
         })

@@ -141,27 +141,43 @@ async fn keys_users_and_limits() {
             alice.user_id
         );
 
-        // 10 concurrent key creations for one user: exactly 2 succeed.
+        // A taken key id (root's) is refused and leaves nothing written, so it does not count
+        // against the user's two keys.
+        for _ in 0..3 {
+            assert!(
+                matches!(
+                    s.insert_user_key(&alice.user_id, "AKIAROOT000000000001", &Secret::new("x"), 2)
+                        .await,
+                    Err(StoreError::AlreadyExists)
+                ),
+                "{backend}"
+            );
+        }
+        // 10 concurrent key creations for one user, every other one with a taken id (on SQLite they
+        // share commits): the taken ids are refused, exactly 2 of the others succeed.
         let mut tasks = Vec::new();
         for i in 0..10 {
             let s = Arc::clone(&s);
             let uid = alice.user_id.clone();
             tasks.push(tokio::spawn(async move {
-                s.insert_user_key(
-                    &uid,
-                    &format!("AKIAUSER0000000000{i:02}"),
-                    &Secret::new(format!("secret{i}")),
-                    2,
-                )
-                .await
+                let id = if i % 2 == 1 {
+                    "AKIAROOT000000000001".to_owned()
+                } else {
+                    format!("AKIAUSER0000000000{i:02}")
+                };
+                let r = s
+                    .insert_user_key(&uid, &id, &Secret::new(format!("secret{i}")), 2)
+                    .await;
+                (i, r)
             }));
         }
         let mut ok = 0;
         for t in tasks {
             match t.await.unwrap() {
-                Ok(()) => ok += 1,
-                Err(StoreError::LimitExceeded) => {}
-                Err(e) => panic!("{backend}: {e}"),
+                (i, Ok(())) if i % 2 == 0 => ok += 1,
+                (_, Err(StoreError::LimitExceeded)) => {}
+                (i, Err(StoreError::AlreadyExists)) if i % 2 == 1 => {}
+                (i, r) => panic!("{backend}: {i}: {r:?}"),
             }
         }
         assert_eq!(ok, 2, "{backend}: key limit");

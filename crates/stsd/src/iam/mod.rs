@@ -30,6 +30,8 @@ use stsd_store::{KeyStatus, StoreError, User};
 
 /// Steps searched around "now" for the two consecutive codes of EnableMFADevice (±5 minutes).
 pub const ENABLE_WINDOW_STEPS: i64 = 10;
+/// Times CreateAccessKey draws a new key id again when the one drawn is taken.
+const KEY_ID_DRAWS: u32 = 5;
 /// Unassigned virtual devices one IAM user may have created and not yet enabled or deleted.
 pub const MAX_UNASSIGNED_PER_USER: i64 = 4;
 /// Steps searched for ResyncMFADevice (±1 day): resync exists for devices whose clock drifted.
@@ -492,36 +494,40 @@ impl<'a> Iam<'a> {
             IamAction::CreateAccessKey { user_name } => {
                 let target = self.target(action, user_name.as_deref()).await?;
                 self.guard_credentials(action, &target).await?;
-                let id = ids::new_long_term_key_id(self.state.account_id);
                 let secret = ids::new_secret_access_key();
                 let limit =
                     || ApiError::limit_exceeded("Cannot exceed quota for AccessKeysPerUser: 2");
-                match &target {
-                    Target::Root => {
-                        if store.root_keys().await.map_err(|e| store_err(&e))?.len() >= 2 {
-                            return Err(limit());
-                        }
-                        // The count and the insert are one atomic step in the store; the read
-                        // above only answers the common case without a write.
-                        store
-                            .insert_root_key(&id, &secret, now)
-                            .await
-                            .map_err(|e| match e {
-                                StoreError::LimitExceeded => limit(),
-                                e => store_err(&e),
-                            })?;
-                    }
-                    Target::User(u) => {
-                        store
-                            .insert_user_key(&u.user_id, &id, &secret, now)
-                            .await
-                            .map_err(|e| match e {
-                                StoreError::LimitExceeded => limit(),
-                                StoreError::NotFound => no_such_user(&u.name),
-                                e => store_err(&e),
-                            })?;
-                    }
+                if let Target::Root = &target
+                    && store.root_keys().await.map_err(|e| store_err(&e))?.len() >= 2
+                {
+                    // The count and the insert are one atomic step in the store; this read only
+                    // answers the common case without a write.
+                    return Err(limit());
                 }
+                let mut draws = 0;
+                let id = loop {
+                    let id = ids::new_long_term_key_id(self.state.account_id);
+                    let inserted = match &target {
+                        Target::Root => store.insert_root_key(&id, &secret, now).await,
+                        Target::User(u) => {
+                            store.insert_user_key(&u.user_id, &id, &secret, now).await
+                        }
+                    };
+                    match inserted {
+                        Ok(()) => break id,
+                        // Key ids carry 39 random bits, as AWS's: a new id can be a taken one (among
+                        // a million keys, one draw in about 550,000). Nothing was written; draw again.
+                        Err(StoreError::AlreadyExists) if draws < KEY_ID_DRAWS => draws += 1,
+                        Err(StoreError::LimitExceeded) => return Err(limit()),
+                        Err(e @ StoreError::NotFound) => {
+                            return Err(match &target {
+                                Target::User(u) => no_such_user(&u.name),
+                                Target::Root => store_err(&e),
+                            });
+                        }
+                        Err(e) => return Err(store_err(&e)),
+                    }
+                };
                 tracing::info!(access_key_id = %id, user = ?target.user_name(), "access key created");
                 Ok(IamOutput::NewAccessKey {
                     key: AccessKeyView {
