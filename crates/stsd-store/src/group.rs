@@ -130,13 +130,12 @@ struct Job {
     /// False for a job that is never refused after it wrote (no savepoint needed).
     savepoint: bool,
     /// A step acceptance, which the writer may merge with its neighbours (see the module).
-    step: Option<StepAccept>,
+    step: Option<Arc<StepAccept>>,
     reply: oneshot::Sender<Result<Output>>,
 }
 
 /// What a step acceptance asks (see [`accept_step`]): the step, and the device as the code was
 /// checked against it.
-#[derive(Clone)]
 pub(crate) struct StepAccept {
     pub(crate) serial: String,
     pub(crate) owner: String,
@@ -168,36 +167,51 @@ impl GroupWriter {
         GroupWriter { tx }
     }
 
-    /// Runs `job` as part of the next batch and returns its result once the batch is committed.
-    /// `savepoint` is false only for a job that is never refused after it wrote (see the module).
-    pub(crate) async fn run<T, F>(&self, savepoint: bool, job: F) -> Result<T>
+    /// Runs `job` with `args` as part of the next batch and returns its result once the batch is
+    /// committed. `savepoint` is false only for a job that is never refused after it wrote (see the
+    /// module). The job may run twice (the first run rolled back), so it borrows its arguments.
+    pub(crate) async fn run<A, T, F>(&self, savepoint: bool, args: A, job: F) -> Result<T>
     where
+        A: Send + Sync + 'static,
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + Sync + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>
+            + Send
+            + Sync
+            + 'static,
     {
-        self.submit(savepoint, None, job).await
+        self.submit(savepoint, None, Arc::new(args), job).await
     }
 
     /// Accepts a step (see [`accept_step`]) in the next batch, merged with the other acceptances next
     /// to it; the answer comes once the batch is committed.
     pub(crate) async fn accept_step(&self, ask: StepAccept) -> Result<bool> {
-        let alone = Arc::new(ask.clone());
-        self.submit(false, Some(ask), move |c| {
-            let ask = Arc::clone(&alone);
-            Box::pin(async move { accept_step(c, &ask).await })
+        let ask = Arc::new(ask);
+        self.submit(false, Some(Arc::clone(&ask)), ask, |c, ask| {
+            Box::pin(accept_step(c, ask))
         })
         .await
     }
 
-    async fn submit<T, F>(&self, savepoint: bool, step: Option<StepAccept>, job: F) -> Result<T>
+    async fn submit<A, T, F>(
+        &self,
+        savepoint: bool,
+        step: Option<Arc<StepAccept>>,
+        args: Arc<A>,
+        job: F,
+    ) -> Result<T>
     where
+        A: Send + Sync + 'static,
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>> + Send + Sync + 'static,
+        F: for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>
+            + Send
+            + Sync
+            + 'static,
     {
         let (reply, answer) = oneshot::channel();
+        let job = Arc::new(job);
         let run: JobFn = Box::new(move |c| {
-            let fut = job(c);
-            Box::pin(async move { fut.await.map(|v| Box::new(v) as Output) })
+            let (job, args) = (Arc::clone(&job), Arc::clone(&args));
+            Box::pin(async move { job(c, &args).await.map(|v| Box::new(v) as Output) })
         });
         self.tx
             .send(Job {
@@ -216,13 +230,21 @@ impl GroupWriter {
     }
 }
 
-/// Runs `job` in a transaction of its own (PostgreSQL, and SQLite without a writer).
-pub(crate) async fn run_direct<T, F>(pool: &AnyPool, job: F) -> Result<T>
+/// Runs `job` with `args` in a transaction of its own (PostgreSQL, and SQLite without a writer).
+pub(crate) async fn run_direct<A, T, F>(pool: &AnyPool, args: &A, job: F) -> Result<T>
 where
-    F: for<'c> Fn(&'c mut AnyConnection) -> BoxFuture<'c, Result<T>>,
+    F: for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>,
 {
     let mut tx = pool.begin().await?;
-    let v = job(&mut tx).await?;
+    let v = job(&mut tx, args).await?;
+    tx.commit().await?;
+    Ok(v)
+}
+
+/// Runs a queued job in a transaction of its own (a batch of one, or again after a failed batch).
+async fn run_alone(pool: &AnyPool, run: &JobFn) -> Result<Output> {
+    let mut tx = pool.begin().await?;
+    let v = run(&mut tx).await?;
     tx.commit().await?;
     Ok(v)
 }
@@ -231,7 +253,7 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let results = if let [only] = batch.as_slice() {
-            vec![run_direct(&pool, &only.run).await]
+            vec![run_alone(&pool, &only.run).await]
         } else {
             match commit_batch(&pool, &batch).await {
                 Ok(results) => results,
@@ -239,7 +261,7 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                     tracing::warn!(error = %e, jobs = batch.len(), "write batch failed; running its jobs one by one");
                     let mut results = Vec::with_capacity(batch.len());
                     for job in &batch {
-                        results.push(run_direct(&pool, &job.run).await);
+                        results.push(run_alone(&pool, &job.run).await);
                     }
                     results
                 }
@@ -260,7 +282,7 @@ async fn commit_batch(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Result<Output
         if job.step.is_some() {
             // This acceptance and the ones after it, up to a device that comes again.
             let mut asks: Vec<&StepAccept> = Vec::new();
-            while let Some(ask) = batch.get(next).and_then(|j| j.step.as_ref()) {
+            while let Some(ask) = batch.get(next).and_then(|j| j.step.as_deref()) {
                 if asks.iter().any(|a| a.serial == ask.serial) {
                     break;
                 }
@@ -502,7 +524,7 @@ mod tests {
         let refused = |w: &Arc<GroupWriter>| {
             let w = Arc::clone(w);
             tokio::spawn(async move {
-                w.run(true, |c| {
+                w.run(true, (), |c, _| {
                     Box::pin(async move {
                         accept_step(&mut *c, &ask("b", 9, 0)).await?;
                         Err::<(), _>(crate::StoreError::LimitExceeded)
@@ -538,7 +560,7 @@ mod tests {
         let broken = {
             let w = Arc::clone(&w);
             tokio::spawn(async move {
-                w.run(true, |c| {
+                w.run(true, (), |c, _| {
                     Box::pin(async move {
                         accept_step(&mut *c, &ask("b", 9, 0)).await?;
                         sqlx::query("INSERT INTO no_such_table VALUES (1)")

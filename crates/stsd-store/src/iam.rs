@@ -441,25 +441,23 @@ impl Store {
         let blob = self
             .master
             .encrypt(&seed_context(serial), seed_base32.expose().as_bytes());
-        let (serial, name, path) = (serial.to_owned(), name.to_owned(), path.to_owned());
-        let created_by = created_by.map(str::to_owned);
-        self.write(false, move |c| {
-            let (serial, name, path, blob, created_by) = (
-                serial.clone(),
-                name.clone(),
-                path.clone(),
-                blob.clone(),
-                created_by.clone(),
-            );
+        let args = (
+            serial.to_owned(),
+            name.to_owned(),
+            path.to_owned(),
+            blob,
+            created_by.map(str::to_owned),
+        );
+        self.write(false, args, move |c, (serial, name, path, blob, created_by)| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO mfa_devices (serial_number, kind, name, path, seed_enc, created_at, created_by) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
                 )
-                .bind(&serial)
+                .bind(serial)
                 .bind(kind.as_str())
-                .bind(&name)
-                .bind(&path)
+                .bind(name)
+                .bind(path)
                 .bind(blob)
                 .bind(now)
                 .bind(created_by)
@@ -515,15 +513,14 @@ impl Store {
         step: i64,
         drift: i64,
     ) -> Result<()> {
-        let (serial, owner) = (serial.to_owned(), owner.to_owned());
-        self.write(true, move |c| {
-            let (serial, owner) = (serial.clone(), owner.clone());
+        let args = (serial.to_owned(), owner.to_owned());
+        self.write(true, args, move |c, (serial, owner)| {
             Box::pin(async move {
                 if owner != ROOT_OWNER {
                     let bumped = sqlx::query(
                         "UPDATE users SET device_count = device_count + 1 WHERE user_id = $1 AND device_count < $2",
                     )
-                    .bind(&owner)
+                    .bind(owner)
                     .bind(MAX_DEVICES_PER_USER)
                     .execute(&mut *c)
                     .await?;
@@ -535,18 +532,18 @@ impl Store {
                     "UPDATE mfa_devices SET owner = $1, enabled_at = $2, last_step = $3, drift_steps = $4, failed_count = 0, \
                      first_failed_at = NULL, locked_until = NULL WHERE serial_number = $5 AND owner IS NULL",
                 )
-                .bind(&owner)
+                .bind(owner)
                 .bind(now)
                 .bind(step)
                 .bind(drift)
-                .bind(&serial)
+                .bind(serial)
                 .execute(&mut *c)
                 .await?;
                 if r.rows_affected() != 1 {
                     let exists: Option<String> = sqlx::query_scalar(
                         "SELECT serial_number FROM mfa_devices WHERE serial_number = $1",
                     )
-                    .bind(&serial)
+                    .bind(serial)
                     .fetch_optional(&mut *c)
                     .await?;
                     return Err(if exists.is_some() {

@@ -709,23 +709,24 @@ impl Store {
         Ok(r.rows_affected() == 1)
     }
 
-    /// Runs a small write transaction: on SQLite through the group commit (see `group`: with other
-    /// waiting writes in one transaction, inside its own savepoint unless `savepoint` is false, which
-    /// only a job that is never refused after it wrote may say, e.g. one of a single statement; it may
-    /// run twice, the first run rolled back), on
-    /// PostgreSQL in a transaction of its own. The job must do all its work on the connection it is
-    /// given.
-    pub(crate) async fn write<T, F>(&self, savepoint: bool, job: F) -> Result<T>
+    /// Runs a small write transaction, `job` with `args`: on SQLite through the group commit (see
+    /// `group`: with other waiting writes in one transaction, inside its own savepoint unless
+    /// `savepoint` is false, which only a job that is never refused after it wrote may say, e.g. one
+    /// of a single statement; it may run twice, the first run rolled back, hence the borrowed
+    /// arguments), on PostgreSQL in a transaction of its own. The job must do all its work on the
+    /// connection it is given.
+    pub(crate) async fn write<A, T, F>(&self, savepoint: bool, args: A, job: F) -> Result<T>
     where
+        A: Send + Sync + 'static,
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut sqlx::AnyConnection) -> BoxFuture<'c, Result<T>>
+        F: for<'c> Fn(&'c mut sqlx::AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>
             + Send
             + Sync
             + 'static,
     {
         match &self.writer {
-            Some(w) => w.run(savepoint, job).await,
-            None => group::run_direct(&self.pool, job).await,
+            Some(w) => w.run(savepoint, args, job).await,
+            None => group::run_direct(&self.pool, &args, job).await,
         }
     }
 
@@ -736,9 +737,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::AlreadyExists`]; database errors.
     pub async fn create_user(&self, user: &User) -> Result<()> {
-        let user = user.clone();
-        self.write(false, move |c| {
-            let user = user.clone();
+        self.write(false, user.clone(), |c, user| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO users (user_id, name, name_key, path, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -770,25 +769,23 @@ impl Store {
         now: i64,
     ) -> Result<()> {
         let blob = self.seal_key_secret(access_key_id, secret);
-        let (user_id, access_key_id) = (user_id.to_owned(), access_key_id.to_owned());
+        let args = (user_id.to_owned(), access_key_id.to_owned(), blob);
         // No savepoint: the job is refused only when its first statement changed nothing or after it
         // undid that change itself; an error after that is the database's, which ends the batch.
-        self.write(false, move |c| {
-            let (user_id, access_key_id, blob) =
-                (user_id.clone(), access_key_id.clone(), blob.clone());
+        self.write(false, args, move |c, (user_id, access_key_id, blob)| {
             Box::pin(async move {
                 // The conditional counter update takes the row's write lock on both backends, so
                 // concurrent creations for one user serialise here and the limit holds.
                 let bumped = sqlx::query(
                     "UPDATE users SET key_count = key_count + 1 WHERE user_id = $1 AND key_count < 2",
                 )
-                .bind(&user_id)
+                .bind(user_id)
                 .execute(&mut *c)
                 .await?;
                 if bumped.rows_affected() != 1 {
                     let exists: Option<String> =
                         sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = $1")
-                            .bind(&user_id)
+                            .bind(user_id)
                             .fetch_optional(&mut *c)
                             .await?;
                     return Err(if exists.is_some() {
@@ -801,8 +798,8 @@ impl Store {
                     "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) \
                      VALUES ($1, $2, $3, 'Active', $4) ON CONFLICT (access_key_id) DO NOTHING",
                 )
-                .bind(&access_key_id)
-                .bind(&user_id)
+                .bind(access_key_id)
+                .bind(user_id)
                 .bind(blob)
                 .bind(now)
                 .execute(&mut *c)
@@ -811,7 +808,7 @@ impl Store {
                     // The id is taken (ids carry 39 random bits): undo the count, so the job leaves
                     // nothing written without a savepoint, and let the caller draw another id.
                     sqlx::query("UPDATE users SET key_count = key_count - 1 WHERE user_id = $1")
-                        .bind(&user_id)
+                        .bind(user_id)
                         .execute(&mut *c)
                         .await?;
                     return Err(StoreError::AlreadyExists);
