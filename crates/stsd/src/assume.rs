@@ -430,7 +430,8 @@ pub async fn assume_role(
         source_identity.as_deref(),
         request_id,
     );
-    tracing::info!(role = %role.name, session = %input.role_session_name, chained, mfa = claims.mfa.is_some(), "role assumed");
+    // At debug, as issued session tokens are: the audit log (`--audit-log`) is the record of each call.
+    tracing::debug!(role = %role.name, session = %input.role_session_name, chained, mfa = claims.mfa.is_some(), "role assumed");
     let response = state.audit.is_some().then(|| {
         serde_json::json!({
             "credentials": {"accessKeyId": claims.access_key_id, "expiration": expiration},

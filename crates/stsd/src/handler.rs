@@ -49,14 +49,15 @@ pub fn new_request_id() -> String {
     stsd_core::ids::uuid_v4()
 }
 
-/// True for the read-only STS calls that write no log event at info level or above on their way
-/// (GetCallerIdentity, GetAccessKeyInfo, GetSessionToken without MFA parameters) other than ones that
-/// name the request id themselves.
+/// True for the STS calls that write no log event at info level or above on their way
+/// (GetCallerIdentity, GetAccessKeyInfo, GetSessionToken and AssumeRole without MFA parameters) other
+/// than ones that name the request id themselves or concern the node rather than the request (a
+/// stored policy that does not compile, the store unreachable).
 fn is_quiet(params: &Params) -> bool {
     params.get("Version") == Some(STS_VERSION)
         && match params.get("Action") {
             Some("GetCallerIdentity" | "GetAccessKeyInfo") => true,
-            Some("GetSessionToken") => {
+            Some("GetSessionToken" | "AssumeRole") => {
                 params.get("SerialNumber").is_none() && params.get("TokenCode").is_none()
             }
             _ => false,
@@ -331,7 +332,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_read_only_sts_calls_without_mfa_skip_the_request_span() {
+    fn only_the_sts_calls_without_mfa_skip_the_request_span() {
         let quiet = |q: &str| is_quiet(&Params::parse(q.as_bytes()));
         assert!(quiet("Action=GetCallerIdentity&Version=2011-06-15"));
         assert!(quiet(
@@ -339,6 +340,9 @@ mod tests {
         ));
         assert!(quiet(
             "Action=GetSessionToken&Version=2011-06-15&DurationSeconds=900"
+        ));
+        assert!(quiet(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn=arn&RoleSessionName=s"
         ));
         // MFA checks log refusals and lock-outs; IAM logs every change; anything unknown gets the span.
         assert!(!quiet(
@@ -350,6 +354,11 @@ mod tests {
         assert!(!quiet("Action=CreateUser&Version=2010-05-08&UserName=u"));
         assert!(!quiet("Action=GetCallerIdentity&Version=2010-05-08"));
         assert!(!quiet("Action=GetCallerIdentity"));
-        assert!(!quiet("Action=AssumeRole&Version=2011-06-15"));
+        assert!(!quiet(
+            "Action=AssumeRole&Version=2011-06-15&RoleArn=arn&RoleSessionName=s&SerialNumber=arn&TokenCode=123456"
+        ));
+        assert!(!quiet(
+            "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
+        ));
     }
 }
