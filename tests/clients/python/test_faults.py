@@ -114,8 +114,11 @@ class Ledger:
     """Writes sent during a fault and what came back: acknowledged ones must be there afterwards, refused ones
     (503) must not (a refused write was rolled back)."""
 
-    def __init__(self):
+    def __init__(self, holders=()):
         self.lock = threading.Lock()
+        # Extra users that take turns with the keeper in holding the inline policies: AWS caps a user's inline
+        # policies at 2,048 characters in all (about 24 of DOC), which a long run would reach on one user.
+        self.holders = list(holders)
         self.users_ok, self.users_refused = [], []
         self.keys_ok, self.keys_refused = 0, 0
         self.policies_ok, self.policies_refused = [], []
@@ -139,14 +142,16 @@ class Ledger:
 
     def writes(self, iam, keeper, tag, i):
         """One round: CreateUser (one row), CreateAccessKey for `keeper` (row + key_count, while it has fewer
-        than two keys), PutUserPolicy for `keeper` (row + inline_policy_count)."""
+        than two keys), PutUserPolicy for `keeper` or a holder in turn (row + inline_policy_count)."""
         name = f"{tag}-{i}"
         self.note("users", name, call(iam.create_user, UserName=name, label=f"CreateUser {name}"))
         if self.keys_ok < 1:
             self.note("keys", None, call(iam.create_access_key, UserName=keeper, label="CreateAccessKey keeper"))
         pname = f"{tag}-p{i}"
-        self.note("policies", pname, call(iam.put_user_policy, UserName=keeper, PolicyName=pname, PolicyDocument=DOC,
-                                          label=f"PutUserPolicy {pname}"))
+        owners = [keeper, *self.holders]
+        owner = owners[i % len(owners)]
+        self.note("policies", (owner, pname), call(iam.put_user_policy, UserName=owner, PolicyName=pname,
+                                                   PolicyDocument=DOC, label=f"PutUserPolicy {pname}"))
 
     def failures(self):
         return [r for r in self.results if not r.ok]
@@ -160,7 +165,8 @@ def check_ledger(iam, keeper, ledger):
         names.update(u["UserName"] for u in page["Users"])
     lost = [n for n in ledger.users_ok if n not in names]
     assert not lost, f"acknowledged users lost: {lost}"
-    policies = set(iam.list_user_policies(UserName=keeper)["PolicyNames"])
+    policies = {(owner, p) for owner in [keeper, *ledger.holders]
+                for p in iam.list_user_policies(UserName=owner)["PolicyNames"]}
     lost = [p for p in ledger.policies_ok if p not in policies]
     assert not lost, f"acknowledged policies lost: {lost}"
     keys = iam.list_access_keys(UserName=keeper)["AccessKeyMetadata"]
@@ -493,8 +499,11 @@ def postgres_disk_full(tmp_path, server_url, base, ts, db):
         try:
             keeper, session = setup_keeper(s)
             iam = s.client("iam")
+            holders = [unique_name("holder") for _ in range(4)]
+            for h in holders:
+                iam.create_user(UserName=h)
             filled = fill(mnt)
-            ledger = Ledger()
+            ledger = Ledger(holders)
             for i in range(100):
                 ledger.writes(iam, keeper.name, "full", i)
                 if len(ledger.failures()) >= 12:
@@ -513,6 +522,9 @@ def postgres_disk_full(tmp_path, server_url, base, ts, db):
             check_ledger(iam, keeper.name, ledger)
         finally:
             s.stop()
+            # A failed assertion above leaves the tablespace full, where PostgreSQL cannot even open a session.
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(mnt / "filler")
             try:
                 pg_counter_checks(db_url)
                 print(f"amcheck: {pg_index_check(db_url)} indexes ok")
