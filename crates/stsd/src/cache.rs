@@ -1,5 +1,5 @@
 //! A map whose entries expire: the in-memory caches in front of the store (access keys, unknown key
-//! ids, revocation times). Bounded: when it is full, expired entries go, and if every
+//! ids, revocation times, compiled policy sets, roles with their trust policies). Bounded: when it is full, expired entries go, and if every
 //! entry is still fresh (a flood of distinct keys) it starts over rather than grow; lookups refill what
 //! is hot. A poisoned lock reads as a miss and writes nothing, so a panic elsewhere costs lookups,
 //! never answers.

@@ -11,10 +11,10 @@
 pub mod builtin;
 pub mod context;
 
+use crate::cache::TtlCache;
 use crate::state::AppState;
 use context::{Cidr, Who};
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use stsd_policy::{Context, Decision, LayeredDecision, Policy, PolicyKind, PolicyRef, SourceKind};
 use stsd_proto::ApiError;
@@ -119,12 +119,20 @@ impl PolicySet {
 }
 
 /// Authorization state of a node.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Authz {
     /// Settings.
     pub settings: Settings,
-    cache: RwLock<HashMap<String, (Instant, Arc<PolicySet>)>>,
-    roles: RwLock<HashMap<String, (Instant, Arc<TrustedRole>)>>,
+    /// Compiled policy sets by user or role id.
+    cache: TtlCache<Arc<PolicySet>>,
+    /// Roles with their compiled trust policies, by name.
+    roles: TtlCache<Arc<TrustedRole>>,
+}
+
+impl Default for Authz {
+    fn default() -> Self {
+        Authz::new(Settings::default())
+    }
 }
 
 /// A role as `AssumeRole` needs it: the stored row and its compiled trust policy.
@@ -141,35 +149,16 @@ impl Authz {
     pub fn new(settings: Settings) -> Self {
         Authz {
             settings,
-            cache: RwLock::new(HashMap::new()),
-            roles: RwLock::new(HashMap::new()),
+            cache: TtlCache::new(POLICY_CACHE_TTL, POLICY_CACHE_CAPACITY),
+            roles: TtlCache::new(POLICY_CACHE_TTL, POLICY_CACHE_CAPACITY),
         }
     }
 
     /// Forgets every cached policy set and role (after any policy, group, attachment or role change
     /// on this node).
     pub fn invalidate(&self) {
-        if let Ok(mut c) = self.cache.write() {
-            c.clear();
-        }
-        if let Ok(mut r) = self.roles.write() {
-            r.clear();
-        }
-    }
-
-    fn cached(&self, user_id: &str) -> Option<Arc<PolicySet>> {
-        let c = self.cache.read().ok()?;
-        let (at, set) = c.get(user_id)?;
-        (at.elapsed() < POLICY_CACHE_TTL).then(|| Arc::clone(set))
-    }
-
-    fn remember(&self, user_id: &str, set: &Arc<PolicySet>) {
-        if let Ok(mut c) = self.cache.write() {
-            if c.len() >= POLICY_CACHE_CAPACITY {
-                c.clear();
-            }
-            c.insert(user_id.to_owned(), (Instant::now(), Arc::clone(set)));
-        }
+        self.cache.clear();
+        self.roles.clear();
     }
 }
 
@@ -178,7 +167,7 @@ impl Authz {
 /// # Errors
 /// Store errors as AWS errors.
 pub async fn user_policy_set(state: &AppState, user_id: &str) -> Result<Arc<PolicySet>, ApiError> {
-    if let Some(set) = state.authz.cached(user_id) {
+    if let Some(set) = state.authz.cache.get(user_id) {
         return Ok(set);
     }
     let started = Instant::now();
@@ -189,7 +178,7 @@ pub async fn user_policy_set(state: &AppState, user_id: &str) -> Result<Arc<Poli
         .map_err(|e| crate::errors::from_store(&e))?;
     state.metrics.store("user_policies", started.elapsed());
     let set = Arc::new(PolicySet::compile(applicable)?);
-    state.authz.remember(user_id, &set);
+    state.authz.cache.insert(user_id, Arc::clone(&set));
     Ok(set)
 }
 
@@ -281,11 +270,8 @@ pub async fn role_for_assume(
     state: &AppState,
     name: &str,
 ) -> Result<Option<Arc<TrustedRole>>, ApiError> {
-    if let Ok(c) = state.authz.roles.read()
-        && let Some((at, r)) = c.get(name)
-        && at.elapsed() < POLICY_CACHE_TTL
-    {
-        return Ok(Some(Arc::clone(r)));
+    if let Some(r) = state.authz.roles.get(name) {
+        return Ok(Some(r));
     }
     let started = Instant::now();
     let found = state
@@ -309,12 +295,7 @@ pub async fn role_for_assume(
         ApiError::internal()
     })?;
     let entry = Arc::new(TrustedRole { role, trust });
-    if let Ok(mut c) = state.authz.roles.write() {
-        if c.len() >= POLICY_CACHE_CAPACITY {
-            c.clear();
-        }
-        c.insert(name.to_owned(), (Instant::now(), Arc::clone(&entry)));
-    }
+    state.authz.roles.insert(name, Arc::clone(&entry));
     Ok(Some(entry))
 }
 
@@ -323,7 +304,7 @@ pub async fn role_for_assume(
 /// # Errors
 /// Store errors as AWS errors.
 pub async fn role_policy_set(state: &AppState, role_id: &str) -> Result<Arc<PolicySet>, ApiError> {
-    if let Some(set) = state.authz.cached(role_id) {
+    if let Some(set) = state.authz.cache.get(role_id) {
         return Ok(set);
     }
     let started = Instant::now();
@@ -334,7 +315,7 @@ pub async fn role_policy_set(state: &AppState, role_id: &str) -> Result<Arc<Poli
         .map_err(|e| crate::errors::from_store(&e))?;
     state.metrics.store("role_policies", started.elapsed());
     let set = Arc::new(PolicySet::compile(applicable)?);
-    state.authz.remember(role_id, &set);
+    state.authz.cache.insert(role_id, Arc::clone(&set));
     Ok(set)
 }
 
