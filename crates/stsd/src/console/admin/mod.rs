@@ -238,36 +238,42 @@ fn attached_rows(out: Result<IamOutput, ApiError>) -> Result<Vec<AttachedRow>, S
     }
 }
 
+/// Runs a list page's List* action: its rows (`None` when listing was refused) and what the page
+/// shows above them (the form's error first; else the list's).
+async fn list_rows<R>(
+    cx: &Ctx<'_>,
+    shown: Shown,
+    action: IamAction,
+    rows: impl FnOnce(IamOutput) -> Vec<R>,
+) -> (Option<Vec<R>>, Shown) {
+    let (rows, listed) = match cx.run(action).await {
+        Ok(out) => (Some(rows(out)), Shown::default()),
+        Err(e) => (None, Shown::error(&e)),
+    };
+    (rows, if shown.alert.is_some() { shown } else { listed })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Users
 
 async fn users(cx: &Ctx<'_>, shown: Shown, typed: &str) -> Reply {
-    let (users, listed) = match cx
-        .run(IamAction::ListUsers {
-            path_prefix: "/".into(),
-            page: all(),
-        })
-        .await
-    {
-        Ok(IamOutput::Users { users, .. }) => (
-            Some(
-                users
-                    .into_iter()
-                    .map(|u| EntityRow {
-                        href: user_href(&u.user_name),
-                        name: u.user_name,
-                        arn: u.arn,
-                        created: u.create_date,
-                    })
-                    .collect(),
-            ),
-            Shown::default(),
-        ),
-        Ok(_) => (Some(Vec::new()), Shown::default()),
-        Err(e) => (None, Shown::error(&e)),
+    let action = IamAction::ListUsers {
+        path_prefix: "/".into(),
+        page: all(),
     };
-    // The form's error first; else the list's.
-    let shown = if shown.alert.is_some() { shown } else { listed };
+    let (users, shown) = list_rows(cx, shown, action, |out| match out {
+        IamOutput::Users { users, .. } => users
+            .into_iter()
+            .map(|u| EntityRow {
+                href: user_href(&u.user_name),
+                name: u.user_name,
+                arn: u.arn,
+                created: u.create_date,
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+    .await;
     let page = UsersPage {
         layout: cx.layout("Users", shown.alert.as_deref()),
         csrf: cx.csrf.expose(),
@@ -660,31 +666,23 @@ async fn user_post(cx: &Ctx<'_>, name: &str, form: &Params) -> Reply {
 // Groups
 
 async fn groups(cx: &Ctx<'_>, shown: Shown, typed: &str) -> Reply {
-    let (groups, listed) = match cx
-        .run(IamAction::ListGroups {
-            path_prefix: "/".into(),
-            page: all(),
-        })
-        .await
-    {
-        Ok(IamOutput::Groups { groups, .. }) => (
-            Some(
-                groups
-                    .into_iter()
-                    .map(|g| EntityRow {
-                        href: group_href(&g.group_name),
-                        name: g.group_name,
-                        arn: g.arn,
-                        created: g.create_date,
-                    })
-                    .collect(),
-            ),
-            Shown::default(),
-        ),
-        Ok(_) => (Some(Vec::new()), Shown::default()),
-        Err(e) => (None, Shown::error(&e)),
+    let action = IamAction::ListGroups {
+        path_prefix: "/".into(),
+        page: all(),
     };
-    let shown = if shown.alert.is_some() { shown } else { listed };
+    let (groups, shown) = list_rows(cx, shown, action, |out| match out {
+        IamOutput::Groups { groups, .. } => groups
+            .into_iter()
+            .map(|g| EntityRow {
+                href: group_href(&g.group_name),
+                name: g.group_name,
+                arn: g.arn,
+                created: g.create_date,
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+    .await;
     let page = GroupsPage {
         layout: cx.layout("Groups", shown.alert.as_deref()),
         csrf: cx.csrf.expose(),
@@ -809,35 +807,27 @@ async fn group_post(cx: &Ctx<'_>, name: &str, form: &Params) -> Reply {
 // Policies
 
 async fn policies(cx: &Ctx<'_>, shown: Shown, typed_name: &str, typed_document: &str) -> Reply {
-    let (policies, listed) = match cx
-        .run(IamAction::ListPolicies {
-            scope: PolicyScope::All,
-            only_attached: false,
-            path_prefix: "/".into(),
-            usage_filter: None,
-            page: all(),
-        })
-        .await
-    {
-        Ok(IamOutput::Policies { policies, .. }) => (
-            Some(
-                policies
-                    .into_iter()
-                    .map(|p| PolicyRow {
-                        href: policy_href(&p.arn),
-                        aws_managed: p.arn.starts_with("arn:aws:iam::aws:policy/"),
-                        name: p.policy_name,
-                        arn: p.arn,
-                        attachments: p.attachment_count,
-                    })
-                    .collect(),
-            ),
-            Shown::default(),
-        ),
-        Ok(_) => (Some(Vec::new()), Shown::default()),
-        Err(e) => (None, Shown::error(&e)),
+    let action = IamAction::ListPolicies {
+        scope: PolicyScope::All,
+        only_attached: false,
+        path_prefix: "/".into(),
+        usage_filter: None,
+        page: all(),
     };
-    let shown = if shown.alert.is_some() { shown } else { listed };
+    let (policies, shown) = list_rows(cx, shown, action, |out| match out {
+        IamOutput::Policies { policies, .. } => policies
+            .into_iter()
+            .map(|p| PolicyRow {
+                href: policy_href(&p.arn),
+                aws_managed: p.arn.starts_with("arn:aws:iam::aws:policy/"),
+                name: p.policy_name,
+                arn: p.arn,
+                attachments: p.attachment_count,
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
+    .await;
     let page = PoliciesPage {
         layout: cx.layout("Policies", shown.alert.as_deref()),
         csrf: cx.csrf.expose(),
