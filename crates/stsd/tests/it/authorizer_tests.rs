@@ -2,32 +2,14 @@
 //! Caddy/Traefik forward-auth, Envoy `ext_authz`), trusted and untrusted peers, API Gateway's errors,
 //! payload hashes and presigned URLs, session tokens (tampered, expired), and `--authz-listen`.
 
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
-
 use crate::harness::{Opts, Server, TempDir, time_with_offset};
 use crate::raw::{self, Response};
-use crate::sdk::{client, creds_of, http_client};
+use crate::sdk::iam;
+use crate::sdk::{client, creds_of};
 use crate::sign::{Creds, Prepared, SignCfg, signed_api_request, tamper_token};
 
 const HOST: &str = "orders.internal:8080";
 const EMPTY_SHA: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
-
-fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
-    let conf = aws_sdk_iam::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            &creds.id,
-            &creds.secret,
-            creds.token.clone(),
-            None,
-            "stsd-it",
-        ))
-        .http_client(http_client())
-        .build();
-    aws_sdk_iam::Client::from_conf(conf)
-}
 
 const POLICY: &str = r#"{"Version":"2012-10-17","Statement":[
  {"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:orders/prod/*/orders/*"},

@@ -5,26 +5,7 @@
 
 use crate::harness::{Opts, Server};
 use crate::raw::{Response, send};
-use crate::sign::Creds;
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
-
-fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
-    let conf = aws_sdk_iam::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            &creds.id,
-            &creds.secret,
-            creds.token.clone(),
-            None,
-            "stsd-it",
-        ))
-        .http_client(crate::sdk::http_client())
-        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_iam::Client::from_conf(conf)
-}
+use crate::sdk::iam;
 
 fn get(server: &Server, path: &str, cookie: &str) -> Response {
     send(

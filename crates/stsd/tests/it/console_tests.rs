@@ -4,26 +4,8 @@
 
 use crate::harness::{Opts, Server, TempDir};
 use crate::raw::{Response, send};
+use crate::sdk::iam;
 use crate::sign::Creds;
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
-
-fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
-    let conf = aws_sdk_iam::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            &creds.id,
-            &creds.secret,
-            creds.token.clone(),
-            None,
-            "stsd-it",
-        ))
-        .http_client(crate::sdk::http_client())
-        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_iam::Client::from_conf(conf)
-}
 
 fn get(server: &Server, cookie: Option<&str>) -> Response {
     let headers: Vec<(String, String)> = cookie

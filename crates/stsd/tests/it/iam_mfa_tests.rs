@@ -1,29 +1,10 @@
 //! The real `aws-sdk-iam` and `aws-sdk-sts` against the server: users, keys, self-service rules, and virtual
 //! MFA end to end (codes computed with RFC 6238 from the seed the server returned).
 
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
-
 use crate::harness::{Server, unix_now};
-use crate::sdk::{client, creds_of, error_parts, http_client};
+use crate::sdk::iam;
+use crate::sdk::{client, creds_of, error_parts};
 use crate::sign::Creds;
-
-fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
-    let conf = aws_sdk_iam::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            &creds.id,
-            &creds.secret,
-            creds.token.clone(),
-            None,
-            "stsd-it",
-        ))
-        .http_client(http_client())
-        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_iam::Client::from_conf(conf)
-}
 
 fn iam_error<E: aws_sdk_iam::error::ProvideErrorMetadata + std::fmt::Debug>(
     err: &aws_sdk_iam::error::SdkError<

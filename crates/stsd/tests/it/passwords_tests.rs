@@ -2,27 +2,9 @@
 //! account password policy and its enforcement, who may do what, and an audit log without passwords.
 
 use crate::harness::{Opts, Server, TempDir};
-use crate::sdk::{error_parts, http_client};
+use crate::sdk::error_parts;
+use crate::sdk::iam;
 use crate::sign::Creds;
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
-
-fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
-    let conf = aws_sdk_iam::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            &creds.id,
-            &creds.secret,
-            creds.token.clone(),
-            None,
-            "stsd-it",
-        ))
-        .http_client(http_client())
-        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_iam::Client::from_conf(conf)
-}
 
 async fn user_with_key(root: &aws_sdk_iam::Client, name: &str) -> Creds {
     root.create_user().user_name(name).send().await.unwrap();

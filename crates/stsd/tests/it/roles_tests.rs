@@ -2,29 +2,10 @@
 //! role session's identity and permissions, role chaining's one-hour cap, and a restart that keeps the role
 //! and its sessions.
 
-use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
-
 use crate::harness::{Opts, Server, TempDir};
-use crate::sdk::{client, creds_of, error_parts, http_client};
+use crate::sdk::iam;
+use crate::sdk::{client, creds_of, error_parts};
 use crate::sign::Creds;
-
-fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
-    let conf = aws_sdk_iam::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            &creds.id,
-            &creds.secret,
-            creds.token.clone(),
-            None,
-            "stsd-it",
-        ))
-        .http_client(http_client())
-        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
-        .build();
-    aws_sdk_iam::Client::from_conf(conf)
-}
 
 #[tokio::test]
 async fn assume_role_with_aws_sdk_rust_survives_a_restart() {

@@ -83,6 +83,25 @@ pub fn client(endpoint: &str, creds: &Creds) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::from_conf(conf)
 }
 
+/// An IAM client for `endpoint`, like [`client`]: region us-east-1, static `creds`, no retries.
+pub fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
+    let conf = aws_sdk_iam::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            &creds.id,
+            &creds.secret,
+            creds.token.clone(),
+            None,
+            "stsd-it",
+        ))
+        .http_client(http_client())
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_iam::Client::from_conf(conf)
+}
+
 /// Session credentials from an SDK `Credentials` shape.
 pub fn creds_of(c: &aws_sdk_sts::types::Credentials) -> Creds {
     Creds::session(c.access_key_id(), c.secret_access_key(), c.session_token())
