@@ -50,15 +50,7 @@ async fn setup(trusted: &str, unsigned: bool, extra: &[&str]) -> (Server, Creds,
         .send()
         .await
         .unwrap();
-    let key = root
-        .create_access_key()
-        .user_name("alice")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let alice = Creds::new(key.access_key_id(), key.secret_access_key());
+    let alice = crate::sdk::access_key(&root, "alice").await;
     (server, alice, dir)
 }
 

@@ -179,15 +179,7 @@ async fn unrecorded_mfa_failures_lock_the_device_until_written() {
         .send()
         .await
         .unwrap();
-    let key = root
-        .create_access_key()
-        .user_name("bob")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let bob = crate::sign::Creds::new(key.access_key_id(), key.secret_access_key());
+    let bob = crate::sdk::access_key(&root, "bob").await;
     let iam = client(&bob.id, &bob.secret);
     let dev = iam
         .create_virtual_mfa_device()

@@ -4,7 +4,6 @@
 use crate::harness::{Server, unix_now};
 use crate::sdk::iam;
 use crate::sdk::{client, creds_of, error_parts};
-use crate::sign::Creds;
 
 fn iam_error<E: aws_sdk_iam::error::ProvideErrorMetadata + std::fmt::Debug>(
     err: &aws_sdk_iam::error::SdkError<
@@ -62,15 +61,7 @@ async fn users_keys_and_self_service_with_aws_sdk_iam() {
             "User with name ALICE already exists.".into()
         )
     );
-    let key = root
-        .create_access_key()
-        .user_name("alice")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let alice = Creds::new(key.access_key_id(), key.secret_access_key());
+    let alice = crate::sdk::access_key(&root, "alice").await;
 
     // The user's long-term key and its session credentials have the user's identity.
     let sts = client(&ep, &alice);
@@ -139,7 +130,7 @@ async fn users_keys_and_self_service_with_aws_sdk_iam() {
     assert_eq!(listed.access_key_metadata().len(), 1);
     root.update_access_key()
         .user_name("alice")
-        .access_key_id(key.access_key_id())
+        .access_key_id(&alice.id)
         .status(aws_sdk_iam::types::StatusType::Inactive)
         .send()
         .await
@@ -155,7 +146,7 @@ async fn users_keys_and_self_service_with_aws_sdk_iam() {
     assert_eq!(iam_error(&conflict).0, 409);
     root.delete_access_key()
         .user_name("alice")
-        .access_key_id(key.access_key_id())
+        .access_key_id(&alice.id)
         .send()
         .await
         .unwrap();
@@ -204,15 +195,7 @@ async fn virtual_mfa_end_to_end_with_the_sdks() {
         .send()
         .await
         .unwrap();
-    let key = root
-        .create_access_key()
-        .user_name("bob")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let bob = Creds::new(key.access_key_id(), key.secret_access_key());
+    let bob = crate::sdk::access_key(&root, "bob").await;
     let as_bob = iam(&ep, &bob);
     let dev = as_bob
         .create_virtual_mfa_device()

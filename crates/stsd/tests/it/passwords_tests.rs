@@ -8,19 +8,7 @@ use crate::sign::Creds;
 
 async fn user_with_key(root: &aws_sdk_iam::Client, name: &str) -> Creds {
     root.create_user().user_name(name).send().await.unwrap();
-    let key = root
-        .create_access_key()
-        .user_name(name)
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    Creds {
-        id: key.access_key_id().to_owned(),
-        secret: key.secret_access_key().to_owned(),
-        token: None,
-    }
+    crate::sdk::access_key(root, name).await
 }
 
 const GOOD: &str = "Correct-Horse-7";

@@ -16,19 +16,7 @@ async fn assume_role_with_aws_sdk_rust_survives_a_restart() {
     let acct = server.account.clone();
     let root = iam(&ep, &server.root);
     root.create_user().user_name("alice").send().await.unwrap();
-    let key = root
-        .create_access_key()
-        .user_name("alice")
-        .send()
-        .await
-        .unwrap()
-        .access_key
-        .unwrap();
-    let alice = Creds {
-        id: key.access_key_id().to_owned(),
-        secret: key.secret_access_key().to_owned(),
-        token: None,
-    };
+    let alice = crate::sdk::access_key(&root, "alice").await;
     let trust_of = |principals: &str| {
         format!(
             r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":[{principals}]}},"Action":"sts:AssumeRole"}}]}}"#
@@ -149,19 +137,7 @@ async fn role_changes_take_effect_at_once_for_assume_role() {
     let mut users = Vec::new();
     for name in ["bob", "carol"] {
         root.create_user().user_name(name).send().await.unwrap();
-        let key = root
-            .create_access_key()
-            .user_name(name)
-            .send()
-            .await
-            .unwrap()
-            .access_key
-            .unwrap();
-        users.push(Creds {
-            id: key.access_key_id().to_owned(),
-            secret: key.secret_access_key().to_owned(),
-            token: None,
-        });
+        users.push(crate::sdk::access_key(&root, name).await);
     }
     let (bob, carol) = (&users[0], &users[1]);
     let trust_of = |names: &[&str]| {

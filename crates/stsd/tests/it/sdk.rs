@@ -102,6 +102,19 @@ pub fn iam(endpoint: &str, creds: &Creds) -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::from_conf(conf)
 }
 
+/// A new access key for `user`, created through `iam`, as long-term credentials.
+pub async fn access_key(iam: &aws_sdk_iam::Client, user: &str) -> Creds {
+    let key = iam
+        .create_access_key()
+        .user_name(user)
+        .send()
+        .await
+        .unwrap()
+        .access_key
+        .unwrap();
+    Creds::new(key.access_key_id(), key.secret_access_key())
+}
+
 /// Session credentials from an SDK `Credentials` shape.
 pub fn creds_of(c: &aws_sdk_sts::types::Credentials) -> Creds {
     Creds::session(c.access_key_id(), c.secret_access_key(), c.session_token())
