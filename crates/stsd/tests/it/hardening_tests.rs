@@ -156,21 +156,10 @@ async fn unreadable_revocation_state_refuses_sessions() {
 /// with a correct code, until the failure is written; the write is retried by the next request.
 #[tokio::test]
 async fn unrecorded_mfa_failures_lock_the_device_until_written() {
-    use aws_sdk_iam::config::{BehaviorVersion, Credentials, Region};
     let dir = crate::harness::TempDir::new("mfafail");
     let data = dir.data_dir();
     let srv = Server::start_in(&data, &Opts::default());
-    let client = |id: &str, secret: &str| {
-        let conf = aws_sdk_iam::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(srv.endpoint())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(id, secret, None, None, "stsd-it"))
-            .http_client(crate::sdk::http_client())
-            .build();
-        aws_sdk_iam::Client::from_conf(conf)
-    };
-    let root = client(&srv.root.id, &srv.root.secret);
+    let root = crate::sdk::iam(&srv.endpoint(), &srv.root);
     root.create_user().user_name("bob").send().await.unwrap();
     // New users have no permissions: bob manages his own device through the built-in self-service policy.
     root.attach_user_policy()
@@ -180,7 +169,7 @@ async fn unrecorded_mfa_failures_lock_the_device_until_written() {
         .await
         .unwrap();
     let bob = crate::sdk::access_key(&root, "bob").await;
-    let iam = client(&bob.id, &bob.secret);
+    let iam = crate::sdk::iam(&srv.endpoint(), &bob);
     let dev = iam
         .create_virtual_mfa_device()
         .virtual_mfa_device_name("bob")
