@@ -131,6 +131,15 @@ def wait_for_each(probes, since, accept, bound, grace=2.0, interval=0.1):
     return found
 
 
+def fresh_after_wait(node):
+    """A new IAM client on `node`, for a call right after a propagation wait. The wait lasts about the caches'
+    5 s, and so does the server's idle-connection limit (http.rs IDLE_TIMEOUT): a kept-alive connection reused
+    then can be closed by the server as the request goes out ("Connection was closed before we received a
+    valid response"), the ordinary keep-alive race that SDKs absorb by retrying and these clients (one
+    attempt, stsd_support.client_config) do not."""
+    return node.client("iam")
+
+
 def assert_propagated(found, bound, expect_after, expect_before, what):
     """Each probe reached the new state (checked by expect_after) within `bound` s, and every answer before it
     was the old state (checked by expect_before: nothing else, no 5xx, no other code)."""
@@ -232,6 +241,7 @@ def test_multinode_access_key_changes_reach_every_node(cluster):
             assert_refused(call(c.get_caller_identity, label=f"inactive key on {k}"), 403, "InvalidClientTokenId", MSG_UNKNOWN_KEY)
 
     # Activated again on A: B and C accept it again within the same bound.
+    iam_a = fresh_after_wait(A)
     iam_a.update_access_key(UserName=name, AccessKeyId=ukey.access_key_id, Status="Active")
     t_ack = time.time()
     found = wait_for_each(probes, t_ack, lambda r: r.ok, PROPAGATION_BOUND)
@@ -259,6 +269,7 @@ def test_multinode_policy_changes_reach_every_node(cluster):
     denied = lambda r: (not r.ok and r.code == "AccessDenied") or pytest.fail(r.brief())  # noqa: E731
     found = wait_for_each(probes, t_ack, lambda r: r.ok, PROPAGATION_BOUND)
     assert_propagated(found, PROPAGATION_BOUND, assert_ok, denied, "PutUserPolicy on A")
+    iam_a = fresh_after_wait(A)
     iam_a.delete_user_policy(UserName=name, PolicyName="list")
     t_ack = time.time()
     found = wait_for_each(probes, t_ack, lambda r: not r.ok, PROPAGATION_BOUND)
