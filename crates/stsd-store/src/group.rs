@@ -26,9 +26,17 @@
 //! while the batch runs, so a write through the pool from inside a job would wait for itself.
 //!
 //! PostgreSQL commits concurrent transactions together by itself, and several nodes share it, so there
-//! each job runs directly in a transaction of its own.
+//! the IAM writes run directly, each in a transaction of its own. Step acceptances still go through the
+//! writer there: it runs the ones waiting, for distinct devices, as one statement of its own
+//! (`UPDATE … FROM json_array_elements(…) RETURNING`, committed by itself), instead of one statement
+//! and one commit per code, each holding a pooled connection for its round trips. Another node may
+//! accept codes for the same devices at the same time: the conditions of the UPDATE make each step win
+//! once across nodes, and the devices are listed in serial-number order so that two nodes' statements
+//! lock common rows in the same order. Should one fail anyway (a deadlock, a lost connection), its
+//! acceptances run again one by one.
 
 use crate::Result;
+use crate::migrations::Dialect;
 use sqlx::{AnyConnection, AnyPool, Connection};
 use std::any::Any;
 use std::future::Future;
@@ -64,13 +72,19 @@ pub(crate) async fn accept_step(c: &mut AnyConnection, ask: &StepAccept) -> Resu
 
 /// Accepts several steps, each for a device of its own, with one statement: the same conditional
 /// UPDATE as [`accept_step`] for every ask. Returns, for each, whether it was accepted. The serials
-/// must be distinct (one row of the UPDATE per device). SQLite only (`json_each`, `->>`, `unhex`).
-async fn accept_steps(c: &mut AnyConnection, asks: &[&StepAccept]) -> Result<Vec<bool>> {
+/// must be distinct (one row of the UPDATE per device).
+async fn accept_steps(
+    c: &mut AnyConnection,
+    dialect: Dialect,
+    asks: &[&StepAccept],
+) -> Result<Vec<bool>> {
     use std::fmt::Write as _;
-    // [[serial, step, now, owner, drift, sealed seed in hex], …]
+    // [[serial, step, now, owner, drift, sealed seed in hex], …], in serial-number order (see the module).
+    let mut sorted = asks.to_vec();
+    sorted.sort_unstable_by(|a, b| a.serial.cmp(&b.serial));
     let mut rows = String::with_capacity(asks.len() * 256 + 2);
     rows.push('[');
-    for (i, a) in asks.iter().enumerate() {
+    for (i, a) in sorted.iter().enumerate() {
         if i > 0 {
             rows.push(',');
         }
@@ -85,18 +99,28 @@ async fn accept_steps(c: &mut AnyConnection, asks: &[&StepAccept]) -> Result<Vec
         rows.push_str("\"]");
     }
     rows.push(']');
-    let accepted: Vec<(String,)> = sqlx::query_as(
-        "UPDATE mfa_devices SET last_step = a.value ->> 1, failed_count = 0, first_failed_at = NULL \
-         FROM json_each($1) AS a \
-         WHERE mfa_devices.serial_number = a.value ->> 0 AND owner = a.value ->> 3 \
-         AND drift_steps = a.value ->> 4 AND seed_enc = unhex(a.value ->> 5) \
-         AND (last_step IS NULL OR last_step < a.value ->> 1) \
-         AND (locked_until IS NULL OR locked_until <= a.value ->> 2) \
-         RETURNING mfa_devices.serial_number",
-    )
-    .bind(rows)
-    .fetch_all(c)
-    .await?;
+    let statement = match dialect {
+        Dialect::Sqlite => {
+            "UPDATE mfa_devices SET last_step = a.value ->> 1, failed_count = 0, first_failed_at = NULL \
+             FROM json_each($1) AS a \
+             WHERE mfa_devices.serial_number = a.value ->> 0 AND owner = a.value ->> 3 \
+             AND drift_steps = a.value ->> 4 AND seed_enc = unhex(a.value ->> 5) \
+             AND (last_step IS NULL OR last_step < a.value ->> 1) \
+             AND (locked_until IS NULL OR locked_until <= a.value ->> 2) \
+             RETURNING mfa_devices.serial_number"
+        }
+        Dialect::Postgres => {
+            "UPDATE mfa_devices SET last_step = (a.value ->> 1)::bigint, failed_count = 0, \
+             first_failed_at = NULL \
+             FROM json_array_elements($1::json) AS a \
+             WHERE mfa_devices.serial_number = a.value ->> 0 AND owner = a.value ->> 3 \
+             AND drift_steps = (a.value ->> 4)::bigint AND seed_enc = decode(a.value ->> 5, 'hex') \
+             AND (last_step IS NULL OR last_step < (a.value ->> 1)::bigint) \
+             AND (locked_until IS NULL OR locked_until <= (a.value ->> 2)::bigint) \
+             RETURNING mfa_devices.serial_number"
+        }
+    };
+    let accepted: Vec<(String,)> = sqlx::query_as(statement).bind(rows).fetch_all(c).await?;
     Ok(asks
         .iter()
         .map(|a| accepted.iter().any(|(s,)| *s == a.serial))
@@ -161,14 +185,14 @@ pub(crate) struct GroupWriter {
 
 impl GroupWriter {
     /// Starts the writer task on the current tokio runtime.
-    pub(crate) fn start(pool: AnyPool) -> GroupWriter {
+    pub(crate) fn start(pool: AnyPool, dialect: Dialect) -> GroupWriter {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(writer(pool, rx));
+        tokio::spawn(writer(pool, dialect, rx));
         GroupWriter { tx }
     }
 
     /// Runs `job` with `args` as part of the next batch and returns its result once the batch is
-    /// committed. `savepoint` is false only for a job that is never refused after it wrote (see the
+    /// committed. SQLite only (on PostgreSQL the IAM writes run directly, see the module). `savepoint` is false only for a job that is never refused after it wrote (see the
     /// module). The job may run twice (the first run rolled back), so it borrows its arguments.
     pub(crate) async fn run<A, T, F>(&self, savepoint: bool, args: A, job: F) -> Result<T>
     where
@@ -230,7 +254,7 @@ impl GroupWriter {
     }
 }
 
-/// Runs `job` with `args` in a transaction of its own (PostgreSQL, and SQLite without a writer).
+/// Runs `job` with `args` in a transaction of its own (the IAM writes on PostgreSQL).
 pub(crate) async fn run_direct<A, T, F>(pool: &AnyPool, args: &A, job: F) -> Result<T>
 where
     F: for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>,
@@ -249,7 +273,22 @@ async fn run_alone(pool: &AnyPool, run: &JobFn) -> Result<Output> {
     Ok(v)
 }
 
-async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+async fn writer(pool: AnyPool, dialect: Dialect, rx: mpsc::Receiver<Job>) {
+    match dialect {
+        Dialect::Sqlite => writer_sqlite(pool, rx).await,
+        Dialect::Postgres => writer_postgres(pool, rx).await,
+    }
+}
+
+/// Answers each job of a batch with its result.
+fn reply(batch: &mut Vec<Job>, results: Vec<Result<Output>>) {
+    for (job, result) in batch.drain(..).zip(results) {
+        // A caller that gave up (its request was cancelled) no longer listens.
+        let _ = job.reply.send(result);
+    }
+}
+
+async fn writer_sqlite(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let results = if let [only] = batch.as_slice() {
@@ -267,11 +306,64 @@ async fn writer(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
                 }
             }
         };
-        for (job, result) in batch.drain(..).zip(results) {
-            // A caller that gave up (its request was cancelled) no longer listens.
-            let _ = job.reply.send(result);
+        reply(&mut batch, results);
+    }
+}
+
+async fn writer_postgres(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let results = accept_batch_postgres(&pool, &batch).await;
+        reply(&mut batch, results);
+    }
+}
+
+/// PostgreSQL: runs a batch of step acceptances (the only jobs queued there): each run of consecutive
+/// distinct devices as one statement that commits by itself; a run that fails is retried one by one.
+async fn accept_batch_postgres(pool: &AnyPool, batch: &[Job]) -> Vec<Result<Output>> {
+    let mut results = Vec::with_capacity(batch.len());
+    let mut next = 0;
+    while next < batch.len() {
+        // The acceptances from `next` on, up to a device that comes again.
+        let start = next;
+        let mut asks: Vec<&StepAccept> = Vec::new();
+        while let Some(ask) = batch.get(next).and_then(|j| j.step.as_deref()) {
+            if asks.iter().any(|a| a.serial == ask.serial) {
+                break;
+            }
+            asks.push(ask);
+            next += 1;
+        }
+        if asks.len() > 1 {
+            let merged = async {
+                let mut c = pool.acquire().await?;
+                accept_steps(&mut c, Dialect::Postgres, &asks).await
+            };
+            match merged.await {
+                Ok(accepted) => {
+                    results.extend(accepted.into_iter().map(|a| Ok(Box::new(a) as Output)));
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, jobs = asks.len(), "merged MFA acceptances failed; running them one by one");
+                }
+            }
+        }
+        // One acceptance (or another kind of job, none of which is queued on PostgreSQL), or again
+        // after a failed statement: each on its own, committed by itself.
+        let jobs = batch.get(start..next.max(start + 1)).unwrap_or_default();
+        next = start + jobs.len();
+        for job in jobs {
+            results.push(run_autocommit(pool, &job.run).await);
         }
     }
+    results
+}
+
+/// Runs a queued job of a single statement on a pooled connection, outside a transaction.
+async fn run_autocommit(pool: &AnyPool, run: &JobFn) -> Result<Output> {
+    let mut c = pool.acquire().await?;
+    run(&mut c).await
 }
 
 async fn commit_batch(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Result<Output>>> {
@@ -289,7 +381,7 @@ async fn commit_batch(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Result<Output
                 asks.push(ask);
                 next += 1;
             }
-            for accepted in accept_steps(&mut tx, &asks).await? {
+            for accepted in accept_steps(&mut tx, Dialect::Sqlite, &asks).await? {
                 results.push(Ok(Box::new(accepted) as Output));
             }
             continue;
@@ -379,7 +471,7 @@ mod tests {
     #[tokio::test]
     async fn a_batch_applies_each_job_after_the_ones_before_it() {
         let pool = memory_pool(true).await;
-        let w = Arc::new(GroupWriter::start(pool.clone()));
+        let w = Arc::new(GroupWriter::start(pool.clone(), Dialect::Sqlite));
         // On a current-thread runtime these are usually queued before the writer runs (one batch); the
         // answers must be those of running them in order either way.
         let got = accept_all(
@@ -401,9 +493,17 @@ mod tests {
     /// The merged statement against its oracle, the single UPDATE run once per device: same answers,
     /// same rows afterwards, over devices in every state (unowned, locked until before / after `now`,
     /// no step yet, with failures counted, another drift or seed than the ask's) and serials that need
-    /// escaping in JSON.
+    /// escaping in JSON. On SQLite, and on PostgreSQL when `STSD_TEST_DATABASE_URL` names a server (a
+    /// temporary table per connection there).
     #[tokio::test]
     async fn merged_acceptances_match_one_update_per_device() {
+        check_merged_against_single(Dialect::Sqlite).await;
+        if std::env::var_os("STSD_TEST_DATABASE_URL").is_some() {
+            check_merged_against_single(Dialect::Postgres).await;
+        }
+    }
+
+    async fn check_merged_against_single(dialect: Dialect) {
         const SERIALS: [&str; 6] = [
             "a",
             "b",
@@ -412,14 +512,30 @@ mod tests {
             "tab\tx",
             "arn:aws:iam::1:mfa/é",
         ];
-        async fn fresh() -> AnyPool {
-            let pool = memory_pool(false).await;
-            sqlx::raw_sql(
-                "CREATE TABLE mfa_devices (serial_number TEXT PRIMARY KEY, owner TEXT, last_step BIGINT, \
+        async fn pool(dialect: Dialect) -> AnyPool {
+            match dialect {
+                Dialect::Sqlite => memory_pool(false).await,
+                Dialect::Postgres => sqlx::any::AnyPoolOptions::new()
+                    .max_connections(1) // one session: its temporary table
+                    .connect(&std::env::var("STSD_TEST_DATABASE_URL").unwrap())
+                    .await
+                    .unwrap(),
+            }
+        }
+        async fn fresh(pool: &AnyPool, dialect: Dialect) {
+            // PostgreSQL: a temporary table (it hides any real one of the name for this session),
+            // and only that one is dropped.
+            let (old, table, blob) = match dialect {
+                Dialect::Sqlite => ("mfa_devices", "TABLE", "BLOB"),
+                Dialect::Postgres => ("pg_temp.mfa_devices", "TEMPORARY TABLE", "BYTEA"),
+            };
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS {old}; \
+                 CREATE {table} mfa_devices (serial_number TEXT PRIMARY KEY, owner TEXT, last_step BIGINT, \
                  failed_count BIGINT, first_failed_at BIGINT, locked_until BIGINT, drift_steps BIGINT, \
-                 seed_enc BLOB)",
-            )
-            .execute(&pool)
+                 seed_enc {blob})"
+            )))
+            .execute(pool)
             .await
             .unwrap();
             // (owner, last_step, failed_count, first_failed_at, locked_until, drift, seed) per serial.
@@ -452,11 +568,10 @@ mod tests {
                     .bind(locked)
                     .bind(drift)
                     .bind(seed.to_vec())
-                    .execute(&pool)
+                    .execute(pool)
                     .await
                     .unwrap();
             }
-            pool
         }
         async fn rows(pool: &AnyPool) -> Vec<(String, Option<i64>, i64, Option<i64>)> {
             sqlx::query_as(
@@ -474,6 +589,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
+        let (merged_pool, single_pool) = (pool(dialect).await, pool(dialect).await);
         let mut accepted = 0;
         for _ in 0..200 {
             // Distinct serials (plus one unknown), in a random order, with random steps and times, and
@@ -496,30 +612,34 @@ mod tests {
                     asks.insert(at, a);
                 }
             }
-            let merged_pool = fresh().await;
+            fresh(&merged_pool, dialect).await;
             let mut c = merged_pool.acquire().await.unwrap();
             let refs: Vec<&StepAccept> = asks.iter().collect();
-            let merged = accept_steps(&mut c, &refs).await.unwrap();
+            let merged = accept_steps(&mut c, dialect, &refs).await.unwrap();
             drop(c);
-            let single_pool = fresh().await;
+            fresh(&single_pool, dialect).await;
             let mut c = single_pool.acquire().await.unwrap();
             let mut single = Vec::new();
             for a in &asks {
                 single.push(accept_step(&mut c, a).await.unwrap());
             }
             drop(c);
-            assert_eq!(merged, single);
-            assert_eq!(rows(&merged_pool).await, rows(&single_pool).await);
+            assert_eq!(merged, single, "{dialect:?}");
+            assert_eq!(
+                rows(&merged_pool).await,
+                rows(&single_pool).await,
+                "{dialect:?}"
+            );
             accepted += merged.iter().filter(|&&a| a).count();
         }
         // The cases are not all refusals.
-        assert!(accepted > 50, "{accepted}");
+        assert!(accepted > 50, "{dialect:?}: {accepted}");
     }
 
     #[tokio::test]
     async fn a_failing_job_is_rolled_back_alone() {
         let pool = memory_pool(true).await;
-        let w = Arc::new(GroupWriter::start(pool.clone()));
+        let w = Arc::new(GroupWriter::start(pool.clone(), Dialect::Sqlite));
         // The middle job writes, then is refused: its write must vanish, the others' must stay.
         let refused = |w: &Arc<GroupWriter>| {
             let w = Arc::clone(w);
@@ -554,7 +674,7 @@ mod tests {
     #[tokio::test]
     async fn a_database_error_ends_the_batch_and_every_job_runs_alone() {
         let pool = memory_pool(true).await;
-        let w = Arc::new(GroupWriter::start(pool.clone()));
+        let w = Arc::new(GroupWriter::start(pool.clone(), Dialect::Sqlite));
         // The middle job fails with a database error after writing: the batch ends, is rolled back,
         // and each job runs again alone, so the others still get their own (successful) answers.
         let broken = {
@@ -590,7 +710,10 @@ mod tests {
 
     #[tokio::test]
     async fn failed_jobs_answer_every_caller_with_its_own_error() {
-        let w = Arc::new(GroupWriter::start(memory_pool(false).await));
+        let w = Arc::new(GroupWriter::start(
+            memory_pool(false).await,
+            Dialect::Sqlite,
+        ));
         let got = accept_all(Arc::clone(&w), &[("a", 1), ("b", 2), ("a", 3)]).await;
         assert_eq!(got.len(), 3);
         for r in got {

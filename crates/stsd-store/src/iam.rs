@@ -695,13 +695,7 @@ impl Store {
             step,
             now,
         };
-        match &self.writer {
-            Some(w) => w.accept_step(ask).await,
-            None => {
-                let mut c = self.pool.acquire().await?;
-                crate::group::accept_step(&mut c, &ask).await
-            }
-        }
+        self.writer.accept_step(ask).await
     }
 
     /// Counts a failed code. Failures older than `window` seconds start a new count; reaching

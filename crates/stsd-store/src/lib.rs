@@ -276,8 +276,9 @@ pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
     master: SealingKey,
-    /// SQLite only: the group commit of frequent small writes (see `group`).
-    writer: Option<group::GroupWriter>,
+    /// The group commit of frequent small writes on SQLite, and of MFA step acceptances on both
+    /// backends (see `group`).
+    writer: group::GroupWriter,
 }
 
 impl std::fmt::Debug for Store {
@@ -290,6 +291,8 @@ impl std::fmt::Debug for Store {
 
 pub(crate) const MASTER_CHECK_NAME: &str = "master_key_check";
 pub(crate) const MASTER_CHECK_PLAIN: &[u8] = b"stsd master key check v1";
+/// A pooled PostgreSQL connection idle this long is checked (a round trip) before it is used again.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
 
 pub(crate) fn access_key_context(id: &str) -> Vec<u8> {
@@ -329,9 +332,21 @@ impl Store {
         let mut pool_opts = AnyPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(opts.acquire_timeout)
-            // A PostgreSQL connection can die with its server and is checked before use; a SQLite
-            // connection is a local file handle, and the check would cost two extra thread hops per query.
-            .test_before_acquire(dialect == Dialect::Postgres);
+            // sqlx's check of every connection before use costs a round trip per query (two extra
+            // thread hops on SQLite, whose connections are local file handles). sqlx already checks a
+            // PostgreSQL connection when it comes back to the pool, so one reused at once is known
+            // good; one that sat idle may have lost its server since (a restart) and is checked below.
+            .test_before_acquire(false);
+        if dialect == Dialect::Postgres {
+            pool_opts = pool_opts.before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_AFTER_IDLE {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
+        }
         if dialect == Dialect::Sqlite {
             let cache = opts
                 .sqlite_cache_kib
@@ -352,7 +367,7 @@ impl Store {
                 .after_release(|conn, _meta| Box::pin(release_sqlite(conn)));
         }
         let pool = pool_opts.connect(url).await?;
-        let writer = (dialect == Dialect::Sqlite).then(|| group::GroupWriter::start(pool.clone()));
+        let writer = group::GroupWriter::start(pool.clone(), dialect);
         let store = Store {
             pool,
             dialect,
@@ -724,9 +739,9 @@ impl Store {
             + Sync
             + 'static,
     {
-        match &self.writer {
-            Some(w) => w.run(savepoint, args, job).await,
-            None => group::run_direct(&self.pool, &args, job).await,
+        match self.dialect {
+            Dialect::Sqlite => self.writer.run(savepoint, args, job).await,
+            Dialect::Postgres => group::run_direct(&self.pool, &args, job).await,
         }
     }
 
