@@ -47,6 +47,17 @@ use tokio::sync::{mpsc, oneshot};
 /// What a job returns: a boxed future borrowing the connection it was given.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A write job: on the connection it is given, with the arguments it borrows, a future of its result.
+pub(crate) trait WriteJob<A, T>:
+    for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>> + Send + Sync + 'static
+{
+}
+
+impl<A, T, F> WriteJob<A, T> for F where
+    F: for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>> + Send + Sync + 'static
+{
+}
+
 /// Jobs one batch takes at most.
 const MAX_BATCH: usize = 256;
 /// Jobs waiting for the writer at most (senders wait beyond that).
@@ -192,16 +203,14 @@ impl GroupWriter {
     }
 
     /// Runs `job` with `args` as part of the next batch and returns its result once the batch is
-    /// committed. SQLite only (on PostgreSQL the IAM writes run directly, see the module). `savepoint` is false only for a job that is never refused after it wrote (see the
-    /// module). The job may run twice (the first run rolled back), so it borrows its arguments.
+    /// committed. SQLite only (on PostgreSQL the IAM writes run directly, see the module).
+    /// `savepoint` is false only for a job that is never refused after it wrote (see the module). The
+    /// job may run twice (the first run rolled back), so it borrows its arguments.
     pub(crate) async fn run<A, T, F>(&self, savepoint: bool, args: A, job: F) -> Result<T>
     where
         A: Send + Sync + 'static,
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>
-            + Send
-            + Sync
-            + 'static,
+        F: WriteJob<A, T>,
     {
         self.submit(savepoint, None, Arc::new(args), job).await
     }
@@ -226,10 +235,7 @@ impl GroupWriter {
     where
         A: Send + Sync + 'static,
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>
-            + Send
-            + Sync
-            + 'static,
+        F: WriteJob<A, T>,
     {
         let (reply, answer) = oneshot::channel();
         let job = Arc::new(job);
@@ -257,7 +263,7 @@ impl GroupWriter {
 /// Runs `job` with `args` in a transaction of its own (the IAM writes on PostgreSQL).
 pub(crate) async fn run_direct<A, T, F>(pool: &AnyPool, args: &A, job: F) -> Result<T>
 where
-    F: for<'c> Fn(&'c mut AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>,
+    F: WriteJob<A, T>,
 {
     let mut tx = pool.begin().await?;
     let v = job(&mut tx, args).await?;

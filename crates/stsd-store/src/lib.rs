@@ -734,10 +734,7 @@ impl Store {
     where
         A: Send + Sync + 'static,
         T: Send + 'static,
-        F: for<'c> Fn(&'c mut sqlx::AnyConnection, &'c A) -> BoxFuture<'c, Result<T>>
-            + Send
-            + Sync
-            + 'static,
+        F: group::WriteJob<A, T>,
     {
         match self.dialect {
             Dialect::Sqlite => self.writer.run(savepoint, args, job).await,
