@@ -16,6 +16,14 @@ fn main() -> std::process::ExitCode {
     // private to its user: nothing it writes is meant for other local users.
     #[cfg(unix)]
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    // mimalloc asks the kernel for transparent huge pages, and a 2 MiB page counts whole in the resident
+    // set however little of it is used: a burst at 64 connections took peak RSS from 26 to 55-60 MiB,
+    // for no gain in speed (bench/README.md, issue 20 fourth round). Off for this process, unless
+    // MIMALLOC_ALLOW_THP is set, which mimalloc then follows.
+    #[cfg(target_os = "linux")]
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        let _ = rustix::thread::disable_transparent_huge_pages(true);
+    }
     let matches = Cli::command().get_matches();
     let mut cli = match Cli::from_arg_matches(&matches) {
         Ok(c) => c,
