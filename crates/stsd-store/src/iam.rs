@@ -712,29 +712,65 @@ impl Store {
         window: i64,
         lockout: i64,
     ) -> Result<bool> {
+        self.record_failure(
+            Lockable::MfaDevice,
+            serial,
+            now,
+            max_failures,
+            window,
+            lockout,
+        )
+        .await
+    }
+
+    /// Counts a failure towards a lock-out (see [`Self::mfa_record_failure`] and
+    /// `login_record_failure`): failures within `window` seconds count together, the `max_failures`-th
+    /// locks the row until `now + lockout` and starts a new count. Returns whether this one locked it.
+    pub(crate) async fn record_failure(
+        &self,
+        what: Lockable,
+        key: &str,
+        now: i64,
+        max_failures: i64,
+        window: i64,
+        lockout: i64,
+    ) -> Result<bool> {
+        let (table, column) = match what {
+            Lockable::MfaDevice => ("mfa_devices", "serial_number"),
+            Lockable::LoginProfile => ("login_profiles", "owner"),
+        };
         let mut tx = self.pool.begin().await?;
         // SET expressions read the row as it was before the update, on both backends.
-        sqlx::query(
-            "UPDATE mfa_devices SET \
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET \
              failed_count = CASE WHEN first_failed_at IS NULL OR first_failed_at <= $1 THEN 1 ELSE failed_count + 1 END, \
              first_failed_at = CASE WHEN first_failed_at IS NULL OR first_failed_at <= $1 THEN $2 ELSE first_failed_at END \
-             WHERE serial_number = $3",
-        )
+             WHERE {column} = $3"
+        )))
         .bind(now - window)
         .bind(now)
-        .bind(serial)
+        .bind(key)
         .execute(&mut *tx)
         .await?;
-        let locked = sqlx::query(
-            "UPDATE mfa_devices SET locked_until = $1, failed_count = 0, first_failed_at = NULL \
-             WHERE serial_number = $2 AND failed_count >= $3",
-        )
+        let locked = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET locked_until = $1, failed_count = 0, first_failed_at = NULL \
+             WHERE {column} = $2 AND failed_count >= $3"
+        )))
         .bind(now + lockout)
-        .bind(serial)
+        .bind(key)
         .bind(max_failures)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(locked.rows_affected() == 1)
     }
+}
+
+/// What counts failures towards a lock-out (its table and key column are fixed here, never from input).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Lockable {
+    /// An MFA device, by serial number.
+    MfaDevice,
+    /// A login profile, by owner.
+    LoginProfile,
 }

@@ -221,30 +221,15 @@ impl Store {
         window: i64,
         lockout: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        // SET expressions read the row as it was before the update, on both backends.
-        sqlx::query(
-            "UPDATE login_profiles SET \
-             failed_count = CASE WHEN first_failed_at IS NULL OR first_failed_at <= $1 THEN 1 ELSE failed_count + 1 END, \
-             first_failed_at = CASE WHEN first_failed_at IS NULL OR first_failed_at <= $1 THEN $2 ELSE first_failed_at END \
-             WHERE owner = $3",
+        self.record_failure(
+            crate::iam::Lockable::LoginProfile,
+            owner,
+            now,
+            max_failures,
+            window,
+            lockout,
         )
-        .bind(now - window)
-        .bind(now)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        let locked = sqlx::query(
-            "UPDATE login_profiles SET locked_until = $1, failed_count = 0, first_failed_at = NULL \
-             WHERE owner = $2 AND failed_count >= $3",
-        )
-        .bind(now + lockout)
-        .bind(owner)
-        .bind(max_failures)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(locked.rows_affected() == 1)
+        .await
     }
 
     /// Forgets counted failures after a successful sign-in.
