@@ -7,6 +7,56 @@ use crate::raw::{Response, send};
 use crate::sdk::iam;
 use crate::sign::Creds;
 
+/// Creates IAM user `name` with console password `password` and, with `self_service`, the managed policy
+/// that lets it manage its own credentials.
+async fn console_user(root: &aws_sdk_iam::Client, name: &str, password: &str, self_service: bool) {
+    root.create_user().user_name(name).send().await.unwrap();
+    if self_service {
+        root.attach_user_policy()
+            .user_name(name)
+            .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
+            .send()
+            .await
+            .unwrap();
+    }
+    root.create_login_profile()
+        .user_name(name)
+        .password(password)
+        .send()
+        .await
+        .unwrap();
+}
+
+/// The seed a device-creation page shows (its "Secret key").
+fn shown_seed(r: &Response) -> Vec<u8> {
+    let at = r.body.find("Secret key: <code>").expect("a secret key") + 18;
+    let text = r.body[at..].split('<').next().unwrap();
+    data_encoding::BASE32_NOPAD.decode(text.as_bytes()).unwrap()
+}
+
+/// Enables the device `serial` shown with `seed` through the console form, with the codes of steps
+/// `step - 1` and `step` (the caller's current step: later codes stay unused for the rest of its test).
+fn enable(
+    server: &Server,
+    cookie: &str,
+    token: &str,
+    serial: &str,
+    seed: &[u8],
+    step: i64,
+) -> Response {
+    let code = |s: i64| stsd_core::totp::code(seed, s);
+    post(
+        server,
+        "/console/mfa/enable",
+        Some(cookie),
+        &format!(
+            "csrf={token}&serial={serial}&code1={}&code2={}",
+            code(step - 1),
+            code(step)
+        ),
+    )
+}
+
 fn get(server: &Server, cookie: Option<&str>) -> Response {
     let headers: Vec<(String, String)> = cookie
         .map(|c| vec![("Cookie".to_owned(), format!("stsd-console={c}"))])
@@ -63,21 +113,8 @@ async fn console_sign_in_cookies_csrf_and_change_password() {
     let ep = server.endpoint();
     let acct = server.account.clone();
     let root = iam(&ep, &server.root);
-    for name in ["alice", "bob"] {
-        root.create_user().user_name(name).send().await.unwrap();
-        root.create_login_profile()
-            .user_name(name)
-            .password("Correct-Horse-7")
-            .send()
-            .await
-            .unwrap();
-    }
-    root.attach_user_policy()
-        .user_name("alice")
-        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "alice", "Correct-Horse-7", true).await;
+    console_user(&root, "bob", "Correct-Horse-7", false).await;
     let key = root
         .create_access_key()
         .user_name("alice")
@@ -432,13 +469,7 @@ async fn expired_passwords_must_be_changed_or_reset_by_an_administrator() {
     };
     let mut server = Server::start_in(&data, &at(0));
     let root = iam(&server.endpoint(), &server.root);
-    root.create_user().user_name("carol").send().await.unwrap();
-    root.create_login_profile()
-        .user_name("carol")
-        .password("Carol-Pass-1")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "carol", "Carol-Pass-1", false).await;
     root.update_account_password_policy()
         .max_password_age(1)
         .allow_users_to_change_password(true)
@@ -509,13 +540,7 @@ async fn failed_passwords_lock_the_sign_in() {
         "600",
     ]));
     let root = iam(&server.endpoint(), &server.root);
-    root.create_user().user_name("dave").send().await.unwrap();
-    root.create_login_profile()
-        .user_name("dave")
-        .password("Dave-Pass-1")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "dave", "Dave-Pass-1", false).await;
     assert_eq!(sign_in(&server, "dave", "Wrong-Pass-1").status, 401);
     // A success forgets earlier failures.
     assert_eq!(sign_in(&server, "dave", "Dave-Pass-1").status, 303);
@@ -542,19 +567,7 @@ async fn assign_and_remove_a_virtual_mfa_device() {
     let server = Server::start_with(Opts::args(&["--console"]));
     let acct = server.account.clone();
     let root = iam(&server.endpoint(), &server.root);
-    root.create_user().user_name("erin").send().await.unwrap();
-    root.attach_user_policy()
-        .user_name("erin")
-        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
-        .send()
-        .await
-        .unwrap();
-    root.create_login_profile()
-        .user_name("erin")
-        .password("Erin-Pass-1")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "erin", "Erin-Pass-1", true).await;
     let c = set_cookie(&sign_in(&server, "erin", "Erin-Pass-1"));
     let page = get(&server, Some(&c));
     assert!(page.body.contains("No MFA device") && page.body.contains("Assign MFA device"));
@@ -569,11 +582,7 @@ async fn assign_and_remove_a_virtual_mfa_device() {
     );
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("src=\"data:image/png;base64,iVBORw0KGgo"));
-    let at = r.body.find("Secret key: <code>").unwrap() + 18;
-    let seed_text = r.body[at..].split('<').next().unwrap().to_owned();
-    let seed = data_encoding::BASE32_NOPAD
-        .decode(seed_text.as_bytes())
-        .unwrap();
+    let seed = shown_seed(&r);
     let serial = format!("arn:aws:iam::{acct}:mfa/erin");
     assert!(
         r.body
@@ -594,16 +603,7 @@ async fn assign_and_remove_a_virtual_mfa_device() {
         "{}",
         r.body
     );
-    let r = post(
-        &server,
-        "/console/mfa/enable",
-        Some(&c),
-        &format!(
-            "csrf={token}&serial={serial}&code1={}&code2={}",
-            code(step - 1),
-            code(step)
-        ),
-    );
+    let r = enable(&server, &c, &token, &serial, &seed, step);
     assert_eq!(r.status, 303, "{}", r.body);
     let page = get(&server, Some(&c));
     assert!(page.body.contains(&serial), "{}", page.body);
@@ -668,19 +668,7 @@ fn get_path(server: &Server, path: &str, cookie: Option<&str>) -> Response {
 async fn layout_stylesheet_and_navigation() {
     let server = Server::start_with(Opts::args(&["--console"]));
     let root = iam(&server.endpoint(), &server.root);
-    root.create_user().user_name("gina").send().await.unwrap();
-    root.attach_user_policy()
-        .user_name("gina")
-        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
-        .send()
-        .await
-        .unwrap();
-    root.create_login_profile()
-        .user_name("gina")
-        .password("Gina-Pass-1")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "gina", "Gina-Pass-1", true).await;
     // The sign-in page: the layout, the stylesheet, no navigation before signing in.
     let r = get(&server, None);
     assert!(r.body.starts_with("<!doctype html>") && r.body.contains("<html lang=\"en\">"));
@@ -761,13 +749,7 @@ async fn session_credentials_from_the_console() {
     let server = Server::start_with(Opts::args(&["--console"]));
     let acct = server.account.clone();
     let root = iam(&server.endpoint(), &server.root);
-    root.create_user().user_name("hank").send().await.unwrap();
-    root.create_login_profile()
-        .user_name("hank")
-        .password("Hank-Pass-1")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "hank", "Hank-Pass-1", false).await;
     assert_eq!(get_path(&server, "/console/session", None).status, 303);
     let c = set_cookie(&sign_in(&server, "hank", "Hank-Pass-1"));
     let page = get_path(&server, "/console/session", Some(&c));
@@ -827,13 +809,7 @@ async fn session_credentials_from_the_console() {
     // With `--require-mfa`, a sign-in without MFA gets none (the API's message).
     let strict = Server::start_with(Opts::args(&["--console", "--require-mfa"]));
     let root = iam(&strict.endpoint(), &strict.root);
-    root.create_user().user_name("hank").send().await.unwrap();
-    root.create_login_profile()
-        .user_name("hank")
-        .password("Hank-Pass-1")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "hank", "Hank-Pass-1", false).await;
     let c = set_cookie(&sign_in(&strict, "hank", "Hank-Pass-1"));
     let token = csrf(&get_path(&strict, "/console/session", Some(&c)));
     let r = post(
@@ -854,19 +830,7 @@ async fn session_credentials_from_the_console() {
 async fn new_key_csv_download_once_and_last_used() {
     let server = Server::start_with(Opts::args(&["--console"]));
     let root = iam(&server.endpoint(), &server.root);
-    root.create_user().user_name("ivy").send().await.unwrap();
-    root.attach_user_policy()
-        .user_name("ivy")
-        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
-        .send()
-        .await
-        .unwrap();
-    root.create_login_profile()
-        .user_name("ivy")
-        .password("Ivy-Pass-12")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "ivy", "Ivy-Pass-12", true).await;
     let c = set_cookie(&sign_in(&server, "ivy", "Ivy-Pass-12"));
     let token = csrf(&get(&server, Some(&c)));
     let r = post(
@@ -951,19 +915,7 @@ async fn mfa_issuer_and_resync() {
     let server = Server::start_with(Opts::args(&["--console", "--mfa-issuer", "Acme <STS>"]));
     let acct = server.account.clone();
     let root = iam(&server.endpoint(), &server.root);
-    root.create_user().user_name("jill").send().await.unwrap();
-    root.attach_user_policy()
-        .user_name("jill")
-        .policy_arn("arn:aws:iam::aws:policy/StsdSelfManageCredentials")
-        .send()
-        .await
-        .unwrap();
-    root.create_login_profile()
-        .user_name("jill")
-        .password("Jill-Pass-1")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "jill", "Jill-Pass-1", true).await;
     let c = set_cookie(&sign_in(&server, "jill", "Jill-Pass-1"));
     let token = csrf(&get(&server, Some(&c)));
     let r = post(
@@ -980,24 +932,11 @@ async fn mfa_issuer_and_resync() {
         "{}",
         r.body
     );
-    let at = r.body.find("Secret key: <code>").unwrap() + 18;
-    let seed_text = r.body[at..].split('<').next().unwrap().to_owned();
-    let seed = data_encoding::BASE32_NOPAD
-        .decode(seed_text.as_bytes())
-        .unwrap();
+    let seed = shown_seed(&r);
     let serial = format!("arn:aws:iam::{acct}:mfa/jill");
     let step = stsd_core::totp::step_at(crate::harness::unix_now());
     let code = |s: i64| stsd_core::totp::code(&seed, s);
-    let r = post(
-        &server,
-        "/console/mfa/enable",
-        Some(&c),
-        &format!(
-            "csrf={token}&serial={serial}&code1={}&code2={}",
-            code(step - 1),
-            code(step)
-        ),
-    );
+    let r = enable(&server, &c, &token, &serial, &seed, step);
     assert_eq!(r.status, 303, "{}", r.body);
     let page = get(&server, Some(&c));
     assert!(page.body.contains("action=\"/console/mfa/resync\""));
@@ -1048,13 +987,7 @@ async fn secure_cookies_behind_a_tls_proxy() {
     async fn with_kate(args: &[&str]) -> Server {
         let server = Server::start_with(Opts::args(args));
         let root = iam(&server.endpoint(), &server.root);
-        root.create_user().user_name("kate").send().await.unwrap();
-        root.create_login_profile()
-            .user_name("kate")
-            .password("Kate-Pass-1")
-            .send()
-            .await
-            .unwrap();
+        console_user(&root, "kate", "Kate-Pass-1", false).await;
         server
     }
     // The setting: Secure and __Host- without TLS here; the origin expected is https.
@@ -1119,13 +1052,7 @@ async fn secure_cookies_behind_a_tls_proxy() {
 async fn the_page_prompts_for_a_device_when_a_policy_expects_mfa() {
     let server = Server::start_with(Opts::args(&["--console"]));
     let root = iam(&server.endpoint(), &server.root);
-    root.create_user().user_name("ivy").send().await.unwrap();
-    root.create_login_profile()
-        .user_name("ivy")
-        .password("Ivy-Pass-12")
-        .send()
-        .await
-        .unwrap();
+    console_user(&root, "ivy", "Ivy-Pass-12", false).await;
     let c = set_cookie(&sign_in(&server, "ivy", "Ivy-Pass-12"));
     let page = get(&server, Some(&c));
     assert_eq!(page.status, 200, "{}", page.body);
