@@ -32,8 +32,8 @@
 //! and one commit per code, each holding a pooled connection for its round trips. Another node may
 //! accept codes for the same devices at the same time: the conditions of the UPDATE make each step win
 //! once across nodes, and the devices are listed in serial-number order so that two nodes' statements
-//! lock common rows in the same order. Should one fail anyway (a deadlock, a lost connection), its
-//! acceptances run again one by one.
+//! lock common rows in the same order. Should one fail anyway (a deadlock), its acceptances run again
+//! one by one; when the database is unavailable, each of them gets that answer at once.
 
 use crate::Result;
 use crate::migrations::Dialect;
@@ -325,7 +325,8 @@ async fn writer_postgres(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 }
 
 /// PostgreSQL: runs a batch of step acceptances (the only jobs queued there): each run of consecutive
-/// distinct devices as one statement that commits by itself; a run that fails is retried one by one.
+/// distinct devices as one statement that commits by itself. A run that fails is retried one by one,
+/// unless the database is unavailable: then each of its acceptances gets that answer at once.
 async fn accept_batch_postgres(pool: &AnyPool, batch: &[Job]) -> Vec<Result<Output>> {
     let mut results = Vec::with_capacity(batch.len());
     let mut next = 0;
@@ -348,6 +349,17 @@ async fn accept_batch_postgres(pool: &AnyPool, batch: &[Job]) -> Vec<Result<Outp
             match merged.await {
                 Ok(accepted) => {
                     results.extend(accepted.into_iter().map(|a| Ok(Box::new(a) as Output)));
+                    continue;
+                }
+                Err(e) if e.is_unavailable() => {
+                    // The database is not there (unreachable, restarting, full): every acceptance of the
+                    // run gets that answer now; one by one, each would wait for the pool again.
+                    let text = e.to_string();
+                    results.push(Err(e));
+                    for _ in 1..asks.len() {
+                        let again = std::io::Error::other(text.clone());
+                        results.push(Err(sqlx::Error::Io(again).into()));
+                    }
                     continue;
                 }
                 Err(e) => {
