@@ -367,12 +367,15 @@ async fn accept_batch_postgres(pool: &AnyPool, batch: &[Job]) -> Vec<Result<Outp
                 }
             }
         }
-        // One acceptance (or another kind of job, none of which is queued on PostgreSQL), or again
-        // after a failed statement: each on its own, committed by itself.
+        // One acceptance, or again after a failed statement: each on its own, committed by itself. (A
+        // job of another kind, none of which is queued on PostgreSQL, would get a transaction.)
         let jobs = batch.get(start..next.max(start + 1)).unwrap_or_default();
         next = start + jobs.len();
         for job in jobs {
-            results.push(run_autocommit(pool, &job.run).await);
+            results.push(match job.step {
+                Some(_) => run_autocommit(pool, &job.run).await,
+                None => run_alone(pool, &job.run).await,
+            });
         }
     }
     results
