@@ -657,6 +657,20 @@ mod tests {
         assert!(accepted > 50, "{dialect:?}: {accepted}");
     }
 
+    /// On PostgreSQL, when the database is unavailable, every acceptance waiting in a batch is answered
+    /// with an error that means so (503 to the client), not only the first.
+    #[tokio::test]
+    async fn postgres_acceptances_all_hear_that_the_database_is_unavailable() {
+        let pool = memory_pool(false).await;
+        let w = Arc::new(GroupWriter::start(pool.clone(), Dialect::Postgres));
+        pool.close().await;
+        let got = accept_all(w, &[("a", 1), ("b", 1), ("c", 1), ("a", 2)]).await;
+        assert_eq!(got.len(), 4);
+        for r in got {
+            assert!(matches!(&r, Err(e) if e.is_unavailable()), "{r:?}");
+        }
+    }
+
     #[tokio::test]
     async fn a_failing_job_is_rolled_back_alone() {
         let pool = memory_pool(true).await;
