@@ -324,6 +324,20 @@ async fn writer_postgres(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
     }
 }
 
+/// The step acceptances of `batch` from `*next` on, up to a job of another kind or a device that comes
+/// again (those can run as one statement); advances `*next` past them.
+fn distinct_acceptances<'a>(batch: &'a [Job], next: &mut usize) -> Vec<&'a StepAccept> {
+    let mut asks: Vec<&StepAccept> = Vec::new();
+    while let Some(ask) = batch.get(*next).and_then(|j| j.step.as_deref()) {
+        if asks.iter().any(|a| a.serial == ask.serial) {
+            break;
+        }
+        asks.push(ask);
+        *next += 1;
+    }
+    asks
+}
+
 /// PostgreSQL: runs a batch of step acceptances (the only jobs queued there): each run of consecutive
 /// distinct devices as one statement that commits by itself. A run that fails is retried one by one,
 /// unless the database is unavailable: then each of its acceptances gets that answer at once.
@@ -331,16 +345,8 @@ async fn accept_batch_postgres(pool: &AnyPool, batch: &[Job]) -> Vec<Result<Outp
     let mut results = Vec::with_capacity(batch.len());
     let mut next = 0;
     while next < batch.len() {
-        // The acceptances from `next` on, up to a device that comes again.
         let start = next;
-        let mut asks: Vec<&StepAccept> = Vec::new();
-        while let Some(ask) = batch.get(next).and_then(|j| j.step.as_deref()) {
-            if asks.iter().any(|a| a.serial == ask.serial) {
-                break;
-            }
-            asks.push(ask);
-            next += 1;
-        }
+        let asks = distinct_acceptances(batch, &mut next);
         if asks.len() > 1 {
             let merged = async {
                 let mut c = pool.acquire().await?;
@@ -393,15 +399,7 @@ async fn commit_batch(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Result<Output
     let mut next = 0;
     while let Some(job) = batch.get(next) {
         if job.step.is_some() {
-            // This acceptance and the ones after it, up to a device that comes again.
-            let mut asks: Vec<&StepAccept> = Vec::new();
-            while let Some(ask) = batch.get(next).and_then(|j| j.step.as_deref()) {
-                if asks.iter().any(|a| a.serial == ask.serial) {
-                    break;
-                }
-                asks.push(ask);
-                next += 1;
-            }
+            let asks = distinct_acceptances(batch, &mut next);
             for accepted in accept_steps(&mut tx, Dialect::Sqlite, &asks).await? {
                 results.push(Ok(Box::new(accepted) as Output));
             }
