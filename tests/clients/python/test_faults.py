@@ -256,6 +256,17 @@ def setup_keeper(s):
 # ---------------------------------------------------------------- SQLite: disk full
 
 
+
+def wait_for_warm_load(writers, reads, seconds):
+    """Waits (at most `seconds`) until every writer loop has 3 answered writes and one session read has been
+    answered. The node then knows the root's revocation time; a session whose revocation time was never
+    read is refused while the database is away (fail closed), so a fault must not start before that."""
+    deadline = time.time() + seconds
+    while time.time() < deadline and not (
+        all(sum(1 for r in lp.results[:] if r.ok) >= 3 for lp in writers) and any(r.ok for r in reads.results[:])
+    ):
+        time.sleep(0.05)
+
 def test_sqlite_disk_full(tmp_path):
     require_root()
     with tmpfs(tmp_path / "data", "16m") as data:
@@ -399,9 +410,7 @@ def test_sqlite_slow_disk(tmp_path):
 
             writers = [LoadLoop(f"w{w}", writer(w), max_seconds=30, max_iterations=5000).start() for w in range(2)]
             readers = LoadLoop("reads", reader, max_seconds=30, max_iterations=5000, pause=0.1).start()
-            deadline = time.time() + 10
-            while time.time() < deadline and not all(sum(1 for r in lp.results[:] if r.ok) >= 3 for lp in writers):
-                time.sleep(0.05)
+            wait_for_warm_load(writers, readers, 10)
             run("fsfreeze", "-f", str(data))
             frozen, t_freeze = True, time.time()
             time.sleep(STALL)
@@ -628,9 +637,7 @@ def test_postgres_unreachable_mid_transaction(cluster_one):
     loops = [LoadLoop(f"w{w}", writer(w), max_seconds=40, max_iterations=5000).start() for w in range(4)]
     reads = LoadLoop("reads", lambda i: [call(node.client("sts", session).get_caller_identity, label="session read")],
                      max_seconds=40, max_iterations=5000, pause=0.1).start()
-    deadline = time.time() + 15
-    while time.time() < deadline and not all(sum(1 for r in lp.results[:] if r.ok) >= 3 for lp in loops):
-        time.sleep(0.05)
+    wait_for_warm_load(loops, reads, 15)
     t_fault0 = time.time()
     terminated = 0
     for _ in range(3):
@@ -726,9 +733,7 @@ def test_postgres_slow_commits(cluster_one):
     loops = [LoadLoop(f"w{w}", writer(w), max_seconds=30, max_iterations=5000).start() for w in range(3)]
     reads = LoadLoop("reads", lambda i: [call(node.client("sts", session).get_caller_identity, label="session read")],
                      max_seconds=30, max_iterations=5000, pause=0.1).start()
-    deadline = time.time() + 15
-    while time.time() < deadline and not all(sum(1 for r in lp.results[:] if r.ok) >= 3 for lp in loops):
-        time.sleep(0.05)
+    wait_for_warm_load(loops, reads, 15)
     pids = postgres_processes(pg_dir)
     stopped = []
     try:
