@@ -394,13 +394,17 @@ impl Store {
 
     // ---- MFA devices ----
 
-    fn device_from_row(&self, row: &AnyRow) -> Result<MfaDevice> {
-        let serial: String = row.try_get("serial_number")?;
-        let blob: Vec<u8> = row.try_get("seed_enc")?;
+    /// A device from a row holding [`DEVICE_COLS`] in that order, from column `first` on (by index, so a
+    /// joined row whose other columns share names, as in [`Store::access_key_and_mfa_device`], reads
+    /// the same way).
+    pub(crate) fn device_from_row_at(&self, row: &AnyRow, first: usize) -> Result<MfaDevice> {
+        let col = |i: usize| first + i;
+        let serial: String = row.try_get(col(0))?;
+        let blob: Vec<u8> = row.try_get(col(4))?;
         let seed = self.master.decrypt(&seed_context(&serial), &blob)?;
         let seed = String::from_utf8(seed.to_vec())
             .map_err(|_| StoreError::Crypto(stsd_core::crypto::CryptoError::Decrypt))?;
-        let kind: String = row.try_get("kind")?;
+        let kind: String = row.try_get(col(1))?;
         Ok(MfaDevice {
             serial_number: serial,
             kind: if kind == "hardware" {
@@ -408,19 +412,23 @@ impl Store {
             } else {
                 DeviceKind::Virtual
             },
-            name: row.try_get("name")?,
-            path: row.try_get("path")?,
+            name: row.try_get(col(2))?,
+            path: row.try_get(col(3))?,
             seed: Secret::new(seed),
-            created_at: row.try_get("created_at")?,
-            created_by: row.try_get("created_by")?,
-            owner: row.try_get("owner")?,
-            enabled_at: row.try_get("enabled_at")?,
-            last_step: row.try_get("last_step")?,
-            drift_steps: row.try_get("drift_steps")?,
-            failed_count: row.try_get("failed_count")?,
-            locked_until: row.try_get("locked_until")?,
+            created_at: row.try_get(col(5))?,
+            created_by: row.try_get(col(6))?,
+            owner: row.try_get(col(7))?,
+            enabled_at: row.try_get(col(8))?,
+            last_step: row.try_get(col(9))?,
+            drift_steps: row.try_get(col(10))?,
+            failed_count: row.try_get(col(11))?,
+            locked_until: row.try_get(col(12))?,
             sealed_seed: SealedSeed(blob),
         })
+    }
+
+    fn device_from_row(&self, row: &AnyRow) -> Result<MfaDevice> {
+        self.device_from_row_at(row, 0)
     }
 
     /// Stores a new device with its (base32) seed.

@@ -430,6 +430,99 @@ async fn mfa_replay_and_lockout() {
     }
 }
 
+/// The key and the device read in one statement are what the two separate reads give, for a user's
+/// key and the root's, an enabled device, an unassigned one and a missing one; a missing key reads as
+/// nothing at all.
+#[tokio::test]
+async fn key_and_device_read_together_match_the_separate_reads() {
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = open(&url, &kb).await;
+        let carol = user("carol");
+        s.create_user(&carol).await.unwrap();
+        s.insert_user_key(
+            &carol.user_id,
+            "AKIACAROL00000000001",
+            &Secret::new("carol-secret"),
+            5,
+        )
+        .await
+        .unwrap();
+        s.insert_root_key("AKIAROOT000000000009", &Secret::new("root-secret"), 6)
+            .await
+            .unwrap();
+        let enabled = "arn:aws:iam::123456789012:mfa/carol";
+        let spare = "arn:aws:iam::123456789012:mfa/spare";
+        for (serial, seed) in [
+            (enabled, "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"),
+            (spare, "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"),
+        ] {
+            s.create_mfa_device(
+                serial,
+                DeviceKind::Virtual,
+                "carol",
+                "/",
+                &Secret::new(seed),
+                None,
+                7,
+            )
+            .await
+            .unwrap();
+        }
+        s.enable_mfa_device(enabled, &carol.user_id, 10, 100, -1)
+            .await
+            .unwrap();
+        s.mfa_record_failure(enabled, 200, 5, 900, 60)
+            .await
+            .unwrap();
+        let missing = "arn:aws:iam::123456789012:mfa/missing";
+        for key_id in ["AKIACAROL00000000001", "AKIAROOT000000000009"] {
+            let alone = s.access_key(key_id).await.unwrap().unwrap();
+            for serial in [enabled, spare, missing] {
+                let (k, d) = s
+                    .access_key_and_mfa_device(key_id, serial)
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(format!("{k:?}"), format!("{alone:?}"), "{backend} {key_id}");
+                assert!(k.secret.ct_eq(alone.secret.expose()), "{backend} {key_id}");
+                let read = s.mfa_device(serial).await.unwrap();
+                assert_eq!(d.is_some(), serial != missing, "{backend} {serial}");
+                assert_eq!(d.is_some(), read.is_some(), "{backend} {serial}");
+                if let (Some(d), Some(read)) = (d, read) {
+                    assert_eq!(format!("{d:?}"), format!("{read:?}"), "{backend} {serial}");
+                    assert!(d.seed.ct_eq(read.seed.expose()), "{backend} {serial}");
+                    assert_eq!(d.sealed_seed, read.sealed_seed, "{backend} {serial}");
+                }
+            }
+        }
+        let d = s
+            .access_key_and_mfa_device("AKIACAROL00000000001", enabled)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            .unwrap();
+        assert_eq!(
+            (
+                d.owner.as_deref(),
+                d.last_step,
+                d.drift_steps,
+                d.failed_count
+            ),
+            (Some(carol.user_id.as_str()), Some(100), -1, 1),
+            "{backend}"
+        );
+        assert!(
+            s.access_key_and_mfa_device("AKIANOPE000000000001", enabled)
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend}"
+        );
+    }
+}
+
 /// Concurrent acceptances for many devices (on SQLite they share commits): each device accepts a step
 /// once, an older step never, the newest step wins whatever the order, and everything acknowledged is
 /// there after the store is closed and opened again.

@@ -88,7 +88,7 @@ fn seal(
     })
 }
 
-/// Runs `AssumeRole`.
+/// Runs `AssumeRole`. `device`: the MFA device the request names, if it was read with the caller's key.
 ///
 /// # Errors
 /// The AWS error.
@@ -98,6 +98,7 @@ pub async fn assume_role(
     transport: &context::Transport<'_>,
     input: &AssumeRoleInput,
     request_id: &str,
+    device: Option<crate::state::DeviceRead>,
 ) -> Result<Executed, ApiError> {
     let now = state.clock.now();
     let account = &state.account;
@@ -138,7 +139,7 @@ pub async fn assume_role(
                 // A role session has no MFA devices of its own.
                 return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE));
             }
-            Some(Box::pin(verify_mfa(state, &owner_id, serial, code, now)).await?)
+            Some(Box::pin(verify_mfa(state, &owner_id, serial, code, now, device)).await?)
         }
         _ => return Err(ApiError::access_denied(MFA_BOTH_REQUIRED)),
     };

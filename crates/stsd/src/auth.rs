@@ -6,7 +6,7 @@
 
 use crate::errors;
 use crate::metrics::AuthFailure;
-use crate::state::AppState;
+use crate::state::{AppState, DeviceRead};
 use std::sync::Arc;
 use stsd_core::ids;
 use stsd_core::token::{Principal, SessionClaims};
@@ -135,7 +135,8 @@ impl Caller {
     }
 }
 
-/// Verifies the request's signature and returns the caller.
+/// Verifies the request's signature and returns the caller. `mfa_serial`: the MFA device the request
+/// names, read with a key that is not cached ([`Authenticated::device`]).
 ///
 /// # Errors
 /// The AWS error for the first failed check.
@@ -143,13 +144,15 @@ pub async fn authenticate(
     state: &AppState,
     req: &sigv4::Request<'_>,
     api: Api,
+    mfa_serial: Option<&str>,
 ) -> Result<Authenticated, ApiError> {
-    authenticate_scoped(
+    authenticate_with(
         state,
         req,
         api.signing_service(),
         state.regions.as_deref(),
         Payload::Body,
+        mfa_serial,
     )
     .await
 }
@@ -176,6 +179,17 @@ pub async fn authenticate_scoped(
     regions: Option<&[String]>,
     payload: Payload<'_>,
 ) -> Result<Authenticated, ApiError> {
+    authenticate_with(state, req, service, regions, payload, None).await
+}
+
+async fn authenticate_with(
+    state: &AppState,
+    req: &sigv4::Request<'_>,
+    service: &str,
+    regions: Option<&[String]>,
+    payload: Payload<'_>,
+    mfa_serial: Option<&str>,
+) -> Result<Authenticated, ApiError> {
     let fail = |reason: AuthFailure, e: ApiError| {
         state.metrics.auth_failure(reason);
         e
@@ -186,10 +200,11 @@ pub async fn authenticate_scoped(
         .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
     auth.check_scope(service, regions)
         .map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))?;
-    let caller = resolve(state, req, &auth, now, payload, &fail).await?;
+    let (caller, device) = resolve(state, req, &auth, now, payload, mfa_serial, &fail).await?;
     Ok(Authenticated {
         caller,
         region: auth.region,
+        device,
     })
 }
 
@@ -200,6 +215,8 @@ pub struct Authenticated {
     pub caller: Caller,
     /// Credential-scope region.
     pub region: String,
+    /// The MFA device the request names, when it was read with the caller's key.
+    pub device: Option<DeviceRead>,
 }
 
 async fn resolve(
@@ -208,8 +225,9 @@ async fn resolve(
     auth: &sigv4::Auth,
     now: i64,
     payload: Payload<'_>,
+    mfa_serial: Option<&str>,
     fail: &impl Fn(AuthFailure, ApiError) -> ApiError,
-) -> Result<Caller, ApiError> {
+) -> Result<(Caller, Option<DeviceRead>), ApiError> {
     let verify = |secret: &[u8]| {
         let verdict = match payload {
             Payload::Body => sigv4::verify_cached(req, auth, secret, &state.signing_keys),
@@ -276,11 +294,11 @@ async fn resolve(
                 ));
             }
         }
-        return Ok(Caller::Session(Box::new(claims)));
+        return Ok((Caller::Session(Box::new(claims)), None));
     }
 
-    let key = state
-        .access_key(&auth.access_key_id)
+    let (key, device) = state
+        .access_key_reading_device(&auth.access_key_id, mfa_serial)
         .await
         .map_err(|e| errors::from_store(&e))?;
     // An inactive key is refused exactly like one that does not exist.
@@ -299,5 +317,5 @@ async fn resolve(
         ));
     }
     state.note_key_use(&key.access_key_id, now, &auth.region, &auth.service);
-    Ok(Caller::LongTerm(key))
+    Ok((Caller::LongTerm(key), device))
 }

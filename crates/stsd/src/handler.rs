@@ -64,6 +64,18 @@ fn is_quiet(params: &Params) -> bool {
         }
 }
 
+/// The MFA device an STS call that checks a code names: read with the caller's key when that is not
+/// cached (see `AppState::access_key_reading_device`).
+fn mfa_serial(params: &Params, api: Api) -> Option<&str> {
+    if api != Api::Sts
+        || params.get("TokenCode").is_none()
+        || !matches!(params.get("Action"), Some("GetSessionToken" | "AssumeRole"))
+    {
+        return None;
+    }
+    params.get("SerialNumber")
+}
+
 fn is_form(headers: &http::HeaderMap) -> bool {
     match headers.get(http::header::CONTENT_TYPE) {
         None => true,
@@ -199,7 +211,7 @@ async fn run(
         headers: req.headers,
         body: req.body,
     };
-    let authenticated = auth::authenticate(state, &sig_req, api).await?;
+    let authenticated = auth::authenticate(state, &sig_req, api, mfa_serial(params, api)).await?;
     let caller = authenticated.caller;
     if state.audit.is_some() {
         trace.region = Some(authenticated.region);
@@ -223,8 +235,15 @@ async fn run(
                 tls: req.tls,
                 headers: req.headers,
             };
-            let Executed { body, response } =
-                sts::execute(state, &caller, &transport, action, request_id).await?;
+            let Executed { body, response } = sts::execute(
+                state,
+                &caller,
+                &transport,
+                action,
+                request_id,
+                authenticated.device,
+            )
+            .await?;
             trace.response = response;
             Ok(body)
         }
@@ -360,5 +379,38 @@ mod tests {
         assert!(!quiet(
             "Action=AssumeRoleWithWebIdentity&Version=2011-06-15"
         ));
+    }
+
+    #[test]
+    fn only_sts_calls_that_check_a_code_name_a_device_to_read_with_the_key() {
+        let serial =
+            |q: &str, api| mfa_serial(&Params::parse(q.as_bytes()), api).map(str::to_owned);
+        let gst =
+            "Action=GetSessionToken&Version=2011-06-15&SerialNumber=arn%3Adev&TokenCode=123456";
+        assert_eq!(serial(gst, Api::Sts).as_deref(), Some("arn:dev"));
+        let assume = "Action=AssumeRole&Version=2011-06-15&RoleArn=r&RoleSessionName=s&SerialNumber=d&TokenCode=1";
+        assert_eq!(serial(assume, Api::Sts).as_deref(), Some("d"));
+        // No code (refused before any device is read), another action, or the IAM API: nothing.
+        assert_eq!(
+            serial(
+                "Action=GetSessionToken&Version=2011-06-15&SerialNumber=d",
+                Api::Sts
+            ),
+            None
+        );
+        assert_eq!(
+            serial(
+                "Action=EnableMFADevice&Version=2010-05-08&SerialNumber=d&TokenCode=1",
+                Api::Iam
+            ),
+            None
+        );
+        assert_eq!(
+            serial(
+                "Action=GetCallerIdentity&Version=2011-06-15&SerialNumber=d&TokenCode=1",
+                Api::Sts
+            ),
+            None
+        );
     }
 }

@@ -71,6 +71,16 @@ pub const REVOCATION_CACHE_TTL: std::time::Duration = std::time::Duration::from_
 /// Last use of a long-term key, as recorded for GetAccessKeyLastUsed: (time, region, service).
 pub type LastUse = (i64, String, String);
 
+/// An MFA device as read together with the caller's access key
+/// ([`AppState::access_key_reading_device`]).
+#[derive(Debug)]
+pub struct DeviceRead {
+    /// The serial number the request named.
+    pub serial: String,
+    /// The device, `None` when there is none with that serial number.
+    pub device: Option<stsd_store::MfaDevice>,
+}
+
 /// Everything a request handler needs.
 pub struct AppState {
     /// Durable store.
@@ -166,27 +176,61 @@ impl AppState {
         &self,
         id: &str,
     ) -> Result<Option<Arc<AccessKey>>, stsd_store::StoreError> {
+        Ok(self.access_key_reading_device(id, None).await?.0)
+    }
+
+    /// [`Self::access_key`]; when the key is not cached and the request names an MFA device (`serial`),
+    /// the device is read in the same statement and returned for `sts::verify_mfa`, which would read it
+    /// next. A sign-in with MFA is the first use of its key, so the key is cold exactly then.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn access_key_reading_device(
+        &self,
+        id: &str,
+        serial: Option<&str>,
+    ) -> Result<(Option<Arc<AccessKey>>, Option<DeviceRead>), stsd_store::StoreError> {
         if let Some(k) = self.key_cache.get(id) {
-            return Ok(Some(k));
+            return Ok((Some(k), None));
         }
         // Stored ids are generated (20 characters) or given at first start (16 to 128 letters and
         // digits, checked in `setup`): anything else cannot exist.
         if !(16..=128).contains(&id.len()) || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Ok(None);
+            return Ok((None, None));
         }
         if self.unknown_keys.get(id).is_some() {
-            return Ok(None);
+            return Ok((None, None));
         }
+        // Serial numbers are at most 256 characters (IAM's limit); a longer one is refused later and
+        // is not worth reading.
+        let serial = serial.filter(|s| s.len() <= 256);
         let started = std::time::Instant::now();
-        let looked_up = self.store.access_key(id).await;
-        self.metrics.store("access_key", started.elapsed());
-        let Some(key) = looked_up? else {
+        let looked_up = match serial {
+            None => {
+                let key = self.store.access_key(id).await;
+                self.metrics.store("access_key", started.elapsed());
+                key?.map(|k| (k, None))
+            }
+            Some(serial) => {
+                let both = self.store.access_key_and_mfa_device(id, serial).await;
+                self.metrics
+                    .store("access_key_mfa_device", started.elapsed());
+                both?.map(|(k, device)| {
+                    let read = DeviceRead {
+                        serial: serial.to_owned(),
+                        device,
+                    };
+                    (k, Some(read))
+                })
+            }
+        };
+        let Some((key, device)) = looked_up else {
             self.unknown_keys.insert(id, ());
-            return Ok(None);
+            return Ok((None, None));
         };
         let key = Arc::new(key);
         self.key_cache.insert(id, Arc::clone(&key));
-        Ok(Some(key))
+        Ok((Some(key), device))
     }
 
     /// Drops a key from the cache after it changed (status, deletion, owner deletion).

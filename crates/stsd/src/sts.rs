@@ -1,7 +1,7 @@
 //! The STS actions.
 
 use crate::auth::Caller;
-use crate::state::AppState;
+use crate::state::{AppState, DeviceRead};
 use stsd_core::ids;
 use stsd_core::timefmt::iso8601;
 use stsd_core::token::MfaContext;
@@ -37,7 +37,8 @@ impl From<String> for Executed {
     }
 }
 
-/// Runs an STS action for `caller`; returns the response body.
+/// Runs an STS action for `caller`; returns the response body. `device`: the MFA device the request
+/// names, if it was read with the caller's key.
 ///
 /// # Errors
 /// The action's AWS error.
@@ -47,6 +48,7 @@ pub async fn execute(
     transport: &crate::authz::context::Transport<'_>,
     action: StsAction,
     request_id: &str,
+    device: Option<DeviceRead>,
 ) -> Result<Executed, ApiError> {
     match action {
         StsAction::GetCallerIdentity => {
@@ -70,11 +72,11 @@ pub async fn execute(
             Ok(wire::get_access_key_info_body(&ids::format_account(account), request_id).into())
         }
         StsAction::GetSessionToken(input) => {
-            get_session_token(state, caller, &input, request_id).await
+            get_session_token(state, caller, &input, request_id, device).await
         }
         StsAction::AssumeRole(input) => {
             Box::pin(crate::assume::assume_role(
-                state, caller, transport, &input, request_id,
+                state, caller, transport, &input, request_id, device,
             ))
             .await
         }
@@ -89,6 +91,7 @@ async fn get_session_token(
     caller: &Caller,
     input: &GetSessionTokenInput,
     request_id: &str,
+    device: Option<DeviceRead>,
 ) -> Result<Executed, ApiError> {
     let key = match caller {
         Caller::Session(_) => {
@@ -111,7 +114,7 @@ async fn get_session_token(
                 Owner::Root => ROOT_OWNER,
                 Owner::User(u) => u.user_id.as_str(),
             };
-            Some(Box::pin(verify_mfa(state, owner_id, serial, code, now)).await?)
+            Some(Box::pin(verify_mfa(state, owner_id, serial, code, now, device)).await?)
         }
         // Only one of the two (reference roles-and-sessions §3, [R]).
         _ => return Err(ApiError::access_denied(MFA_BOTH_REQUIRED)),
@@ -307,18 +310,25 @@ pub(crate) async fn record_failures(
 /// step is consumed with one conditional UPDATE, so concurrent requests (on any node) with the same code
 /// succeed at most once; it also requires the device to be still as read (owner, seed, drift), so a
 /// device resynchronised or replaced between the read and the UPDATE refuses the code. Failures are
-/// counted and lock the device.
+/// counted and lock the device. `read`: the device as read with the caller's key, if it was.
 pub(crate) async fn verify_mfa(
     state: &AppState,
     owner_id: &str,
     serial: &str,
     code: &str,
     now: i64,
+    read: Option<DeviceRead>,
 ) -> Result<MfaContext, ApiError> {
     let store_err = |e: stsd_store::StoreError| crate::errors::from_store(&e);
-    let started = std::time::Instant::now();
-    let device = state.store.mfa_device(serial).await.map_err(store_err)?;
-    state.metrics.store("mfa_device", started.elapsed());
+    let device = match read.filter(|r| r.serial == serial) {
+        Some(read) => read.device,
+        None => {
+            let started = std::time::Instant::now();
+            let device = state.store.mfa_device(serial).await.map_err(store_err)?;
+            state.metrics.store("mfa_device", started.elapsed());
+            device
+        }
+    };
     let Some(device) = device.filter(|d| d.owner.as_deref() == Some(owner_id)) else {
         return Err(ApiError::access_denied(MFA_UNABLE_TO_VALIDATE));
     };
@@ -335,7 +345,7 @@ pub(crate) async fn verify_mfa(
             }
         }
         // The recorded failures may have locked it: read it again.
-        return Box::pin(verify_mfa(state, owner_id, serial, code, now)).await;
+        return Box::pin(verify_mfa(state, owner_id, serial, code, now, None)).await;
     }
     if device.locked_until.is_some_and(|t| t > now) {
         state.metrics.mfa_failure(false);

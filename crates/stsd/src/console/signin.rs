@@ -215,7 +215,7 @@ pub(super) async fn mfa(
     let code = form.get("code").unwrap_or_default().trim();
     let ok = code.len() == 6
         && code.bytes().all(|b| b.is_ascii_digit())
-        && crate::sts::verify_mfa(state, &owner, serial, code, now)
+        && crate::sts::verify_mfa(state, &owner, serial, code, now, None)
             .await
             .is_ok();
     audit(

@@ -67,22 +67,11 @@ fn duplicate_parameter_names_are_refused() {
     );
 }
 
-/// The `_count` of a histogram series in `/metrics`.
-fn metric(srv: &Server, series: &str) -> u64 {
-    let r = crate::raw::send(srv.addr, "GET", "/metrics", &[], b"");
-    assert_eq!(r.status, 200);
-    r.body
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Requests signed with made-up access key ids reach the database once per id and 5 s, not every time.
 #[test]
 fn unknown_access_keys_are_remembered_briefly() {
     let srv = Server::start();
-    let lookups =
-        |srv: &Server| metric(srv, "stsd_store_duration_seconds_count{op=\"access_key\"}");
+    let lookups = |srv: &Server| srv.metric("stsd_store_duration_seconds_count{op=\"access_key\"}");
     let before = lookups(&srv);
     let nobody = crate::sign::Creds::new("AKIANOBODY0000000001", "secretsecretsecretsecret");
     for _ in 0..5 {

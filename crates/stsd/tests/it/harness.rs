@@ -363,6 +363,16 @@ impl Server {
         format!("http://{}", self.addr)
     }
 
+    /// The value of a counter, or of a histogram's `_count`, in `/metrics` (0 while the series is absent).
+    pub fn metric(&self, series: &str) -> u64 {
+        let r = crate::raw::send(self.addr, "GET", "/metrics", &[], b"");
+        assert_eq!(r.status, 200);
+        r.body
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     /// What the server wrote on stderr so far.
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()

@@ -295,3 +295,94 @@ async fn virtual_mfa_end_to_end_with_the_sdks() {
         "MultiFactorAuthentication failed, unable to validate MFA code.  Please verify your MFA serial number is valid and associated with this user."
     );
 }
+
+/// A sign-in with MFA whose access key is not cached yet (its first use) reads the key and the device
+/// in one statement, and answers as the two reads do: the code is accepted once, another user's device
+/// and an unknown serial are refused with AWS's text.
+#[tokio::test]
+async fn mfa_sign_in_with_a_cold_key_reads_key_and_device_together() {
+    let server = Server::start();
+    let ep = server.endpoint();
+    let root = iam(&ep, &server.root);
+    for user in ["bob", "eve"] {
+        root.create_user().user_name(user).send().await.unwrap();
+    }
+    let dev = root
+        .create_virtual_mfa_device()
+        .virtual_mfa_device_name("bob")
+        .send()
+        .await
+        .unwrap()
+        .virtual_mfa_device
+        .unwrap();
+    let serial = dev.serial_number().to_owned();
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(dev.base32_string_seed().unwrap().as_ref())
+        .unwrap();
+    let step = stsd_core::totp::step_at(unix_now());
+    let code = |s: i64| stsd_core::totp::code(&seed, s);
+    root.enable_mfa_device()
+        .user_name("bob")
+        .serial_number(&serial)
+        .authentication_code1(code(step - 1))
+        .authentication_code2(code(step))
+        .send()
+        .await
+        .unwrap();
+    // Created by root: stsd has not seen a request signed with them yet.
+    let bob = crate::sdk::access_key(&root, "bob").await;
+    let eve = crate::sdk::access_key(&root, "eve").await;
+    let eve2 = crate::sdk::access_key(&root, "eve").await;
+    let reads =
+        |op: &str| server.metric(&format!("stsd_store_duration_seconds_count{{op=\"{op}\"}}"));
+    let before = (reads("access_key_mfa_device"), reads("mfa_device"));
+
+    let out = client(&ep, &bob)
+        .get_session_token()
+        .serial_number(&serial)
+        .token_code(code(step + 1))
+        .send()
+        .await
+        .unwrap();
+    assert!(out.credentials().is_some());
+    assert_eq!(
+        (reads("access_key_mfa_device"), reads("mfa_device")),
+        (before.0 + 1, before.1),
+        "the key and the device were not read together"
+    );
+    // The key is cached now: a replay reads the device alone, and is refused.
+    let replay = client(&ep, &bob)
+        .get_session_token()
+        .serial_number(&serial)
+        .token_code(code(step + 1))
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error_parts(&replay).2,
+        "MultiFactorAuthentication failed with invalid MFA one time pass code. "
+    );
+    assert_eq!(
+        (reads("access_key_mfa_device"), reads("mfa_device")),
+        (before.0 + 1, before.1 + 1)
+    );
+    let unable = "MultiFactorAuthentication failed, unable to validate MFA code.  Please verify your MFA serial number is valid and associated with this user.";
+    let missing = format!("arn:aws:iam::{}:mfa/nobody", server.account);
+    for (key, serial) in [(&eve, &serial), (&eve2, &missing)] {
+        let err = client(&ep, key)
+            .get_session_token()
+            .serial_number(serial)
+            .token_code(code(step + 2))
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error_parts(&err),
+            (403, "AccessDenied".into(), unable.into())
+        );
+    }
+    assert_eq!(
+        (reads("access_key_mfa_device"), reads("mfa_device")),
+        (before.0 + 3, before.1 + 1)
+    );
+}
