@@ -21,8 +21,8 @@ mod simulate;
 pub use groups::GroupView;
 pub use passwords::{LoginProfileView, PasswordPolicyView};
 pub use policies::{
-    AttachedPolicyView, EntityFilter, EntityRef, PolicyEntityView, PolicyScope, PolicyVersionView,
-    PolicyView, url_decode, url_encode,
+    AttachedPolicyView, EntityFilter, EntityPolicyOp, EntityRef, HolderKind, PolicyEntityView,
+    PolicyHolder, PolicyScope, PolicyVersionView, PolicyView, url_decode, url_encode,
 };
 pub use roles::RoleView;
 pub use simulate::{

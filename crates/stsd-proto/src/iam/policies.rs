@@ -460,6 +460,217 @@ pub(super) fn to_params(a: &IamAction, put: &mut dyn FnMut(&str, &str)) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The per-entity policy actions, by entity and operation
+
+/// The kind of entity that holds inline policies and managed-policy attachments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HolderKind {
+    /// An IAM user.
+    User,
+    /// An IAM group.
+    Group,
+    /// An IAM role.
+    Role,
+}
+
+/// The entity a per-entity policy action names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PolicyHolder<'a> {
+    /// User, group or role.
+    pub kind: HolderKind,
+    /// Its name as given (`UserName`, `GroupName` or `RoleName`).
+    pub name: &'a str,
+}
+
+/// What a per-entity policy action does to its entity's policies: the seven operations IAM has for
+/// each of users, groups and roles (`PutUserPolicy`, `PutGroupPolicy`, `PutRolePolicy`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntityPolicyOp<'a> {
+    /// `Put*Policy`.
+    PutInline {
+        /// `PolicyName`.
+        policy_name: &'a str,
+        /// `PolicyDocument`.
+        document: &'a str,
+    },
+    /// `Get*Policy`.
+    GetInline {
+        /// `PolicyName`.
+        policy_name: &'a str,
+    },
+    /// `List*Policies`.
+    ListInline {
+        /// Paging.
+        page: &'a super::Page,
+    },
+    /// `Delete*Policy`.
+    DeleteInline {
+        /// `PolicyName`.
+        policy_name: &'a str,
+    },
+    /// `Attach*Policy`.
+    Attach {
+        /// `PolicyArn`.
+        policy_arn: &'a str,
+    },
+    /// `Detach*Policy`.
+    Detach {
+        /// `PolicyArn`.
+        policy_arn: &'a str,
+    },
+    /// `ListAttached*Policies`.
+    ListAttached {
+        /// `PathPrefix`.
+        path_prefix: Option<&'a str>,
+        /// Paging.
+        page: &'a super::Page,
+    },
+}
+
+impl IamAction {
+    /// For the 21 per-entity policy actions, the entity they name and what they do; `None` for every
+    /// other action. One executor serves users, groups and roles alike through this view.
+    pub fn entity_policy_call(&self) -> Option<(PolicyHolder<'_>, EntityPolicyOp<'_>)> {
+        use EntityPolicyOp as Op;
+        use HolderKind::{Group, Role, User};
+        let (kind, name, op) = match self {
+            IamAction::PutUserPolicy {
+                user_name: n,
+                policy_name,
+                policy_document: d,
+            } => (
+                User,
+                n,
+                Op::PutInline {
+                    policy_name,
+                    document: d,
+                },
+            ),
+            IamAction::PutGroupPolicy {
+                group_name: n,
+                policy_name,
+                policy_document: d,
+            } => (
+                Group,
+                n,
+                Op::PutInline {
+                    policy_name,
+                    document: d,
+                },
+            ),
+            IamAction::PutRolePolicy {
+                role_name: n,
+                policy_name,
+                policy_document: d,
+            } => (
+                Role,
+                n,
+                Op::PutInline {
+                    policy_name,
+                    document: d,
+                },
+            ),
+            IamAction::GetUserPolicy {
+                user_name: n,
+                policy_name,
+            } => (User, n, Op::GetInline { policy_name }),
+            IamAction::GetGroupPolicy {
+                group_name: n,
+                policy_name,
+            } => (Group, n, Op::GetInline { policy_name }),
+            IamAction::GetRolePolicy {
+                role_name: n,
+                policy_name,
+            } => (Role, n, Op::GetInline { policy_name }),
+            IamAction::ListUserPolicies { user_name: n, page } => {
+                (User, n, Op::ListInline { page })
+            }
+            IamAction::ListGroupPolicies {
+                group_name: n,
+                page,
+            } => (Group, n, Op::ListInline { page }),
+            IamAction::ListRolePolicies { role_name: n, page } => {
+                (Role, n, Op::ListInline { page })
+            }
+            IamAction::DeleteUserPolicy {
+                user_name: n,
+                policy_name,
+            } => (User, n, Op::DeleteInline { policy_name }),
+            IamAction::DeleteGroupPolicy {
+                group_name: n,
+                policy_name,
+            } => (Group, n, Op::DeleteInline { policy_name }),
+            IamAction::DeleteRolePolicy {
+                role_name: n,
+                policy_name,
+            } => (Role, n, Op::DeleteInline { policy_name }),
+            IamAction::AttachUserPolicy {
+                user_name: n,
+                policy_arn,
+            } => (User, n, Op::Attach { policy_arn }),
+            IamAction::AttachGroupPolicy {
+                group_name: n,
+                policy_arn,
+            } => (Group, n, Op::Attach { policy_arn }),
+            IamAction::AttachRolePolicy {
+                role_name: n,
+                policy_arn,
+            } => (Role, n, Op::Attach { policy_arn }),
+            IamAction::DetachUserPolicy {
+                user_name: n,
+                policy_arn,
+            } => (User, n, Op::Detach { policy_arn }),
+            IamAction::DetachGroupPolicy {
+                group_name: n,
+                policy_arn,
+            } => (Group, n, Op::Detach { policy_arn }),
+            IamAction::DetachRolePolicy {
+                role_name: n,
+                policy_arn,
+            } => (Role, n, Op::Detach { policy_arn }),
+            IamAction::ListAttachedUserPolicies {
+                user_name: n,
+                path_prefix: p,
+                page,
+            } => (
+                User,
+                n,
+                Op::ListAttached {
+                    path_prefix: p.as_deref(),
+                    page,
+                },
+            ),
+            IamAction::ListAttachedGroupPolicies {
+                group_name: n,
+                path_prefix: p,
+                page,
+            } => (
+                Group,
+                n,
+                Op::ListAttached {
+                    path_prefix: p.as_deref(),
+                    page,
+                },
+            ),
+            IamAction::ListAttachedRolePolicies {
+                role_name: n,
+                path_prefix: p,
+                page,
+            } => (
+                Role,
+                n,
+                Op::ListAttached {
+                    path_prefix: p.as_deref(),
+                    page,
+                },
+            ),
+            _ => return None,
+        };
+        Some((PolicyHolder { kind, name }, op))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Outputs
 
 /// Whose inline policy a [`IamOutput::PolicyDocument`] is.
@@ -872,6 +1083,94 @@ mod tests {
         assert_eq!(url_decode("a+b%20c").unwrap(), "a+b c");
         for bad in ["%", "%4", "%zz", "%C3"] {
             assert!(url_decode(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Each of the 21 per-entity policy actions, parsed from its wire form, is seen as its entity and
+    /// operation with the values sent; other actions are not.
+    #[test]
+    fn per_entity_policy_actions_are_seen_by_entity_and_operation() {
+        use crate::params::Params;
+        let doc = "{\"Version\":\"2012-10-17\",\"Statement\":[]}";
+        let arn = "arn:aws:iam::aws:policy/ReadOnlyAccess";
+        let page = crate::iam::Page {
+            marker: Some("m".into()),
+            max_items: 7,
+        };
+        let mut seen = 0;
+        for (kind, noun) in [
+            (HolderKind::User, "User"),
+            (HolderKind::Group, "Group"),
+            (HolderKind::Role, "Role"),
+        ] {
+            let ops = [
+                (
+                    format!("Put{noun}Policy"),
+                    "&PolicyName=p&PolicyDocument=%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%5D%7D",
+                    EntityPolicyOp::PutInline {
+                        policy_name: "p",
+                        document: doc,
+                    },
+                ),
+                (
+                    format!("Get{noun}Policy"),
+                    "&PolicyName=p",
+                    EntityPolicyOp::GetInline { policy_name: "p" },
+                ),
+                (
+                    format!("List{noun}Policies"),
+                    "&Marker=m&MaxItems=7",
+                    EntityPolicyOp::ListInline { page: &page },
+                ),
+                (
+                    format!("Delete{noun}Policy"),
+                    "&PolicyName=p",
+                    EntityPolicyOp::DeleteInline { policy_name: "p" },
+                ),
+                (
+                    format!("Attach{noun}Policy"),
+                    "&PolicyArn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FReadOnlyAccess",
+                    EntityPolicyOp::Attach { policy_arn: arn },
+                ),
+                (
+                    format!("Detach{noun}Policy"),
+                    "&PolicyArn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FReadOnlyAccess",
+                    EntityPolicyOp::Detach { policy_arn: arn },
+                ),
+                (
+                    format!("ListAttached{noun}Policies"),
+                    "&PathPrefix=%2Fx%2F&Marker=m&MaxItems=7",
+                    EntityPolicyOp::ListAttached {
+                        path_prefix: Some("/x/"),
+                        page: &page,
+                    },
+                ),
+            ];
+            for (action, rest, op) in ops {
+                let q = format!("Action={action}&Version=2010-05-08&{noun}Name=n{rest}");
+                let params = Params::parse(q.as_bytes());
+                let parsed = IamAction::parse(&action, &params).unwrap();
+                assert_eq!(parsed.name(), action);
+                assert_eq!(
+                    parsed.entity_policy_call(),
+                    Some((PolicyHolder { kind, name: "n" }, op)),
+                    "{action}"
+                );
+                seen += 1;
+            }
+        }
+        assert_eq!(seen, 21);
+        for q in [
+            "Action=CreatePolicy&PolicyName=p&PolicyDocument=%7B%7D",
+            "Action=ListEntitiesForPolicy&PolicyArn=arn%3Aaws%3Aiam%3A%3Aaws%3Apolicy%2FReadOnlyAccess",
+            "Action=GetRole&RoleName=n",
+            "Action=CreateUser&UserName=n",
+            "Action=ListGroupsForUser&UserName=n",
+        ] {
+            let params = Params::parse(q.as_bytes());
+            let action = params.get("Action").unwrap();
+            let parsed = IamAction::parse(action, &params).unwrap();
+            assert_eq!(parsed.entity_policy_call(), None, "{q}");
         }
     }
 }

@@ -8,8 +8,8 @@ use stsd_core::timefmt::iso8601;
 use stsd_policy::{Policy, PolicyKind, policy_size};
 use stsd_proto::ApiError;
 use stsd_proto::iam::{
-    AttachedPolicyView, EntityFilter, EntityRef, GroupView, IamAction, IamOutput, Page,
-    PolicyEntityView, PolicyScope, PolicyVersionView, PolicyView,
+    AttachedPolicyView, EntityFilter, EntityPolicyOp, EntityRef, GroupView, HolderKind, IamAction,
+    IamOutput, Page, PolicyEntityView, PolicyHolder, PolicyScope, PolicyVersionView, PolicyView,
 };
 use stsd_store::StoreError;
 use stsd_store::policy::{EntityKind, Group, ManagedPolicy};
@@ -34,6 +34,22 @@ pub(super) fn validate(document: &str) -> Result<Policy, ApiError> {
 
 fn size_of(document: &str) -> i64 {
     i64::try_from(policy_size(document)).unwrap_or(i64::MAX)
+}
+
+/// The user, group or role a per-entity policy action reads or changes.
+struct Holder {
+    kind: EntityKind,
+    id: String,
+    name: String,
+}
+
+/// How IAM's messages name an entity kind ("The user policy with name ...").
+fn noun(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::User => "user",
+        EntityKind::Group => "group",
+        EntityKind::Role => "role",
+    }
 }
 
 fn no_such_group(name: &str) -> ApiError {
@@ -262,11 +278,12 @@ impl<'a> Iam<'a> {
         document: &str,
     ) -> Result<(), ApiError> {
         validate(document)?;
-        let (limit, noun) = match kind {
-            EntityKind::User => (USER_INLINE_LIMIT, "user"),
-            EntityKind::Group => (GROUP_INLINE_LIMIT, "group"),
-            EntityKind::Role => (super::roles::ROLE_INLINE_LIMIT, "role"),
+        let limit = match kind {
+            EntityKind::User => USER_INLINE_LIMIT,
+            EntityKind::Group => GROUP_INLINE_LIMIT,
+            EntityKind::Role => super::roles::ROLE_INLINE_LIMIT,
         };
+        let noun = noun(kind);
         self.state
             .store
             .put_inline_policy(
@@ -282,13 +299,132 @@ impl<'a> Iam<'a> {
                 StoreError::LimitExceeded => ApiError::limit_exceeded(format!(
                     "Maximum policy size of {limit} bytes exceeded for {noun} {entity_name}"
                 )),
-                StoreError::NotFound if kind == EntityKind::User => no_such_user(entity_name),
-                StoreError::NotFound => no_such_group(entity_name),
+                StoreError::NotFound => match kind {
+                    EntityKind::User => no_such_user(entity_name),
+                    EntityKind::Group => no_such_group(entity_name),
+                    EntityKind::Role => super::roles::no_such_role(entity_name),
+                },
                 e => store_err(&e),
             })?;
         self.state.authz.invalidate();
         tracing::info!(entity = %entity_name, policy = %policy_name, "inline policy put");
         Ok(())
+    }
+
+    /// Resolves the user, group or role a per-entity policy action names (and checks that the caller
+    /// may act on it).
+    async fn holder(
+        &self,
+        action: &IamAction,
+        holder: PolicyHolder<'_>,
+    ) -> Result<Holder, ApiError> {
+        Ok(match holder.kind {
+            HolderKind::User => {
+                let u = self.named_user(action, holder.name).await?;
+                Holder {
+                    kind: EntityKind::User,
+                    id: u.user_id,
+                    name: u.name,
+                }
+            }
+            HolderKind::Group => {
+                let g = self.group_target(action, holder.name).await?;
+                Holder {
+                    kind: EntityKind::Group,
+                    id: g.group_id,
+                    name: g.name,
+                }
+            }
+            HolderKind::Role => {
+                let r = self.role_target(action, holder.name).await?;
+                Holder {
+                    kind: EntityKind::Role,
+                    id: r.role_id,
+                    name: r.name,
+                }
+            }
+        })
+    }
+
+    /// Runs one of the 21 per-entity policy actions: the same seven operations on the inline policies
+    /// and attachments of a user, a group or a role.
+    async fn execute_entity_policy(
+        &self,
+        action: &IamAction,
+        holder: PolicyHolder<'_>,
+        op: EntityPolicyOp<'_>,
+    ) -> Result<IamOutput, ApiError> {
+        let store = &self.state.store;
+        let name = action.name();
+        let h = self.holder(action, holder).await?;
+        let no_such_policy = |policy_name: &str| {
+            ApiError::no_such_entity(format!(
+                "The {} policy with name {policy_name} cannot be found.",
+                noun(h.kind)
+            ))
+        };
+        match op {
+            EntityPolicyOp::PutInline {
+                policy_name,
+                document,
+            } => {
+                self.put_inline(h.kind, &h.id, &h.name, policy_name, document)
+                    .await?;
+            }
+            EntityPolicyOp::GetInline { policy_name } => {
+                let document = store
+                    .inline_policy(h.kind, &h.id, policy_name)
+                    .await
+                    .map_err(|e| store_err(&e))?
+                    .ok_or_else(|| no_such_policy(policy_name))?;
+                let entity = match h.kind {
+                    EntityKind::User => EntityRef::User(h.name),
+                    EntityKind::Group => EntityRef::Group(h.name),
+                    EntityKind::Role => EntityRef::Role(h.name),
+                };
+                return Ok(IamOutput::PolicyDocument {
+                    action: name,
+                    entity,
+                    policy_name: policy_name.to_owned(),
+                    document,
+                });
+            }
+            EntityPolicyOp::ListInline { page } => {
+                return self.list_inline(h.kind, &h.id, page).await;
+            }
+            EntityPolicyOp::DeleteInline { policy_name } => {
+                if !store
+                    .delete_inline_policy(h.kind, &h.id, policy_name)
+                    .await
+                    .map_err(|e| store_err(&e))?
+                {
+                    return Err(no_such_policy(policy_name));
+                }
+                self.state.authz.invalidate();
+            }
+            EntityPolicyOp::Attach { policy_arn } => {
+                let quota = match h.kind {
+                    EntityKind::User => "PoliciesPerUser",
+                    EntityKind::Group => "PoliciesPerGroup",
+                    EntityKind::Role => "PoliciesPerRole",
+                };
+                self.attach(h.kind, &h.id, policy_arn, quota).await?;
+            }
+            EntityPolicyOp::Detach { policy_arn } => {
+                self.detach(h.kind, &h.id, policy_arn).await?;
+            }
+            EntityPolicyOp::ListAttached { path_prefix, page } => {
+                let (policies, next_marker) = self
+                    .attached_views(h.kind, &h.id, path_prefix, page)
+                    .await?;
+                return Ok(IamOutput::AttachedPolicies {
+                    action: name,
+                    policies,
+                    next_marker,
+                });
+            }
+        }
+        Ok(IamOutput::Empty { action: name })
     }
 
     /// Runs a policy, group or simulator action.
@@ -300,67 +436,10 @@ impl<'a> Iam<'a> {
         let now = self.state.clock.now();
         let name = action.name();
         let empty = Ok(IamOutput::Empty { action: name });
+        if let Some((holder, op)) = action.entity_policy_call() {
+            return self.execute_entity_policy(action, holder, op).await;
+        }
         match action {
-            // ---- inline user policies ----
-            IamAction::PutUserPolicy {
-                user_name,
-                policy_name,
-                policy_document,
-            } => {
-                let u = self.named_user(action, user_name).await?;
-                self.put_inline(
-                    EntityKind::User,
-                    &u.user_id,
-                    &u.name,
-                    policy_name,
-                    policy_document,
-                )
-                .await?;
-                empty
-            }
-            IamAction::GetUserPolicy {
-                user_name,
-                policy_name,
-            } => {
-                let u = self.named_user(action, user_name).await?;
-                let doc = store
-                    .inline_policy(EntityKind::User, &u.user_id, policy_name)
-                    .await
-                    .map_err(|e| store_err(&e))?
-                    .ok_or_else(|| {
-                        ApiError::no_such_entity(format!(
-                            "The user policy with name {policy_name} cannot be found."
-                        ))
-                    })?;
-                Ok(IamOutput::PolicyDocument {
-                    action: name,
-                    entity: EntityRef::User(u.name),
-                    policy_name: policy_name.clone(),
-                    document: doc,
-                })
-            }
-            IamAction::ListUserPolicies { user_name, page } => {
-                let u = self.named_user(action, user_name).await?;
-                self.list_inline(EntityKind::User, &u.user_id, page).await
-            }
-            IamAction::DeleteUserPolicy {
-                user_name,
-                policy_name,
-            } => {
-                let u = self.named_user(action, user_name).await?;
-                if !store
-                    .delete_inline_policy(EntityKind::User, &u.user_id, policy_name)
-                    .await
-                    .map_err(|e| store_err(&e))?
-                {
-                    return Err(ApiError::no_such_entity(format!(
-                        "The user policy with name {policy_name} cannot be found."
-                    )));
-                }
-                self.state.authz.invalidate();
-                empty
-            }
-
             // ---- managed policies ----
             IamAction::CreatePolicy {
                 policy_name,
@@ -621,39 +700,6 @@ impl<'a> Iam<'a> {
                     next_marker,
                 })
             }
-            IamAction::AttachUserPolicy {
-                user_name,
-                policy_arn,
-            } => {
-                let u = self.named_user(action, user_name).await?;
-                self.attach(EntityKind::User, &u.user_id, policy_arn, "PoliciesPerUser")
-                    .await?;
-                empty
-            }
-            IamAction::DetachUserPolicy {
-                user_name,
-                policy_arn,
-            } => {
-                let u = self.named_user(action, user_name).await?;
-                self.detach(EntityKind::User, &u.user_id, policy_arn)
-                    .await?;
-                empty
-            }
-            IamAction::ListAttachedUserPolicies {
-                user_name,
-                path_prefix,
-                page,
-            } => {
-                let u = self.named_user(action, user_name).await?;
-                let (policies, next_marker) = self
-                    .attached_views(EntityKind::User, &u.user_id, path_prefix.as_deref(), page)
-                    .await?;
-                Ok(IamOutput::AttachedPolicies {
-                    action: name,
-                    policies,
-                    next_marker,
-                })
-            }
             IamAction::ListEntitiesForPolicy {
                 policy_arn,
                 entity_filter,
@@ -840,102 +886,6 @@ impl<'a> Iam<'a> {
                 Ok(IamOutput::Groups {
                     action: name,
                     groups: groups.iter().map(|g| self.group_view(g)).collect(),
-                    next_marker,
-                })
-            }
-            IamAction::PutGroupPolicy {
-                group_name,
-                policy_name,
-                policy_document,
-            } => {
-                let g = self.group_target(action, group_name).await?;
-                self.put_inline(
-                    EntityKind::Group,
-                    &g.group_id,
-                    &g.name,
-                    policy_name,
-                    policy_document,
-                )
-                .await?;
-                empty
-            }
-            IamAction::GetGroupPolicy {
-                group_name,
-                policy_name,
-            } => {
-                let g = self.group_target(action, group_name).await?;
-                let doc = store
-                    .inline_policy(EntityKind::Group, &g.group_id, policy_name)
-                    .await
-                    .map_err(|e| store_err(&e))?
-                    .ok_or_else(|| {
-                        ApiError::no_such_entity(format!(
-                            "The group policy with name {policy_name} cannot be found."
-                        ))
-                    })?;
-                Ok(IamOutput::PolicyDocument {
-                    action: name,
-                    entity: EntityRef::Group(g.name),
-                    policy_name: policy_name.clone(),
-                    document: doc,
-                })
-            }
-            IamAction::ListGroupPolicies { group_name, page } => {
-                let g = self.group_target(action, group_name).await?;
-                self.list_inline(EntityKind::Group, &g.group_id, page).await
-            }
-            IamAction::DeleteGroupPolicy {
-                group_name,
-                policy_name,
-            } => {
-                let g = self.group_target(action, group_name).await?;
-                if !store
-                    .delete_inline_policy(EntityKind::Group, &g.group_id, policy_name)
-                    .await
-                    .map_err(|e| store_err(&e))?
-                {
-                    return Err(ApiError::no_such_entity(format!(
-                        "The group policy with name {policy_name} cannot be found."
-                    )));
-                }
-                self.state.authz.invalidate();
-                empty
-            }
-            IamAction::AttachGroupPolicy {
-                group_name,
-                policy_arn,
-            } => {
-                let g = self.group_target(action, group_name).await?;
-                self.attach(
-                    EntityKind::Group,
-                    &g.group_id,
-                    policy_arn,
-                    "PoliciesPerGroup",
-                )
-                .await?;
-                empty
-            }
-            IamAction::DetachGroupPolicy {
-                group_name,
-                policy_arn,
-            } => {
-                let g = self.group_target(action, group_name).await?;
-                self.detach(EntityKind::Group, &g.group_id, policy_arn)
-                    .await?;
-                empty
-            }
-            IamAction::ListAttachedGroupPolicies {
-                group_name,
-                path_prefix,
-                page,
-            } => {
-                let g = self.group_target(action, group_name).await?;
-                let (policies, next_marker) = self
-                    .attached_views(EntityKind::Group, &g.group_id, path_prefix.as_deref(), page)
-                    .await?;
-                Ok(IamOutput::AttachedPolicies {
-                    action: name,
-                    policies,
                     next_marker,
                 })
             }

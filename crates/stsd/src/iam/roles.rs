@@ -8,9 +8,8 @@ use stsd_core::ids;
 use stsd_core::timefmt::iso8601;
 use stsd_policy::{ParseOptions, Policy, PolicyKind, policy_size};
 use stsd_proto::ApiError;
-use stsd_proto::iam::{EntityRef, IamAction, IamOutput, RoleView};
+use stsd_proto::iam::{IamAction, IamOutput, RoleView};
 use stsd_store::StoreError;
-use stsd_store::policy::EntityKind;
 use stsd_store::roles::Role;
 
 /// Aggregate size of a role's inline policies (IAM's quota).
@@ -46,12 +45,8 @@ pub fn validate_trust(document: &str) -> Result<Policy, ApiError> {
     Ok(p)
 }
 
-fn no_such_role(name: &str) -> ApiError {
+pub(super) fn no_such_role(name: &str) -> ApiError {
     ApiError::no_such_entity(format!("The role with name {name} cannot be found."))
-}
-
-fn no_such_role_policy(name: &str) -> ApiError {
-    ApiError::no_such_entity(format!("The role policy with name {name} cannot be found."))
 }
 
 impl Iam<'_> {
@@ -109,7 +104,11 @@ impl Iam<'_> {
     }
 
     /// Authorizes an action on a role and loads it (authorization before existence).
-    async fn role_target(&self, action: &IamAction, name: &str) -> Result<Role, ApiError> {
+    pub(super) async fn role_target(
+        &self,
+        action: &IamAction,
+        name: &str,
+    ) -> Result<Role, ApiError> {
         let role = self
             .state
             .store
@@ -236,105 +235,6 @@ impl Iam<'_> {
                 self.state.authz.invalidate();
                 tracing::info!(role = %r.name, "role deleted");
                 empty
-            }
-            IamAction::PutRolePolicy {
-                role_name,
-                policy_name,
-                policy_document,
-            } => {
-                let r = self.role_target(action, role_name).await?;
-                super::policies::validate(policy_document)?;
-                let size = i64::try_from(policy_size(policy_document)).unwrap_or(i64::MAX);
-                store
-                    .put_inline_policy(
-                        EntityKind::Role,
-                        &r.role_id,
-                        policy_name,
-                        policy_document,
-                        size,
-                        ROLE_INLINE_LIMIT,
-                    )
-                    .await
-                    .map_err(|e| match e {
-                        StoreError::LimitExceeded => ApiError::limit_exceeded(format!(
-                            "Maximum policy size of {ROLE_INLINE_LIMIT} bytes exceeded for role {}",
-                            r.name
-                        )),
-                        StoreError::NotFound => no_such_role(role_name),
-                        e => store_err(&e),
-                    })?;
-                self.state.authz.invalidate();
-                tracing::info!(role = %r.name, policy = %policy_name, "role inline policy put");
-                empty
-            }
-            IamAction::GetRolePolicy {
-                role_name,
-                policy_name,
-            } => {
-                let r = self.role_target(action, role_name).await?;
-                let doc = store
-                    .inline_policy(EntityKind::Role, &r.role_id, policy_name)
-                    .await
-                    .map_err(|e| store_err(&e))?
-                    .ok_or_else(|| no_such_role_policy(policy_name))?;
-                Ok(IamOutput::PolicyDocument {
-                    action: name,
-                    entity: EntityRef::Role(r.name),
-                    policy_name: policy_name.clone(),
-                    document: doc,
-                })
-            }
-            IamAction::ListRolePolicies { role_name, page } => {
-                let r = self.role_target(action, role_name).await?;
-                self.list_inline(EntityKind::Role, &r.role_id, page).await
-            }
-            IamAction::DeleteRolePolicy {
-                role_name,
-                policy_name,
-            } => {
-                let r = self.role_target(action, role_name).await?;
-                if !store
-                    .delete_inline_policy(EntityKind::Role, &r.role_id, policy_name)
-                    .await
-                    .map_err(|e| store_err(&e))?
-                {
-                    return Err(no_such_role_policy(policy_name));
-                }
-                self.state.authz.invalidate();
-                empty
-            }
-            IamAction::AttachRolePolicy {
-                role_name,
-                policy_arn,
-            } => {
-                let r = self.role_target(action, role_name).await?;
-                self.attach(EntityKind::Role, &r.role_id, policy_arn, "PoliciesPerRole")
-                    .await?;
-                empty
-            }
-            IamAction::DetachRolePolicy {
-                role_name,
-                policy_arn,
-            } => {
-                let r = self.role_target(action, role_name).await?;
-                self.detach(EntityKind::Role, &r.role_id, policy_arn)
-                    .await?;
-                empty
-            }
-            IamAction::ListAttachedRolePolicies {
-                role_name,
-                path_prefix,
-                page,
-            } => {
-                let r = self.role_target(action, role_name).await?;
-                let (policies, next_marker) = self
-                    .attached_views(EntityKind::Role, &r.role_id, path_prefix.as_deref(), page)
-                    .await?;
-                Ok(IamOutput::AttachedPolicies {
-                    action: name,
-                    policies,
-                    next_marker,
-                })
             }
             other => self.execute_passwords(other).await,
         }
