@@ -791,7 +791,26 @@ impl Store {
     /// # Errors
     /// [`StoreError::AlreadyExists`]; database errors.
     pub async fn create_user(&self, user: &User) -> Result<()> {
-        self.write(false, user.clone(), |c, user| {
+        self.create_user_with_policies(user, &[], 0).await
+    }
+
+    /// Creates an IAM user with managed policies attached (the server's default user policies: ARN and,
+    /// for customer managed ones, the policy id), all in one transaction: a policy that cannot be
+    /// attached leaves no user behind.
+    ///
+    /// # Errors
+    /// [`StoreError::AlreadyExists`]; as [`Self::attach_policy`] for the policies (`NotFound`: a
+    /// customer managed policy is gone); database errors.
+    pub async fn create_user_with_policies(
+        &self,
+        user: &User,
+        policies: &[(String, Option<String>)],
+        max_policies: i64,
+    ) -> Result<()> {
+        // A savepoint when a policy may refuse the job after the user row was written.
+        let savepoint = !policies.is_empty();
+        let args = (user.clone(), policies.to_vec());
+        self.write(savepoint, args, move |c, (user, policies)| {
             Box::pin(async move {
                 sqlx::query(
                     "INSERT INTO users (user_id, name, name_key, path, created_at) VALUES ($1, $2, $3, $4, $5)",
@@ -801,9 +820,20 @@ impl Store {
                 .bind(user.name.to_lowercase())
                 .bind(&user.path)
                 .bind(user.created_at)
-                .execute(c)
+                .execute(&mut *c)
                 .await
                 .map_err(|e| if is_unique_violation(&e) { StoreError::AlreadyExists } else { e.into() })?;
+                for (arn, policy_id) in policies {
+                    let attachment = policy::Attachment {
+                        kind: policy::EntityKind::User,
+                        entity_id: &user.user_id,
+                        arn,
+                        policy_id: policy_id.as_deref(),
+                        max: max_policies,
+                        now: user.created_at,
+                    };
+                    policy::attach_on(&mut *c, &attachment).await?;
+                }
                 Ok(())
             })
         })

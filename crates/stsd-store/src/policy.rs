@@ -612,55 +612,22 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO policy_attachments (entity_kind, entity_id, policy_arn, attached_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (entity_kind, entity_id, policy_arn) DO NOTHING",
+        let attached = attach_on(
+            &mut tx,
+            &Attachment {
+                kind,
+                entity_id,
+                arn,
+                policy_id,
+                max,
+                now,
+            },
         )
-        .bind(kind.as_str())
-        .bind(entity_id)
-        .bind(arn)
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
-        if inserted.rows_affected() == 0 {
-            return Ok(false);
+        if attached {
+            tx.commit().await?;
         }
-        let (table, id_col) = (kind.table(), kind.id_col());
-        let bumped = sqlx::query(AssertSqlSafe(format!(
-            "UPDATE {table} SET attached_policy_count = attached_policy_count + 1 \
-             WHERE {id_col} = $1 AND attached_policy_count < $2"
-        )))
-        .bind(entity_id)
-        .bind(max)
-        .execute(&mut *tx)
-        .await?;
-        if bumped.rows_affected() != 1 {
-            let exists: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-                "SELECT {id_col} FROM {table} WHERE {id_col} = $1"
-            )))
-            .bind(entity_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            return Err(if exists.is_some() {
-                StoreError::LimitExceeded
-            } else {
-                StoreError::NotFound
-            });
-        }
-        if let Some(pid) = policy_id {
-            let r = sqlx::query(
-                "UPDATE managed_policies SET attachment_count = attachment_count + 1 WHERE policy_id = $1 AND arn = $2",
-            )
-            .bind(pid)
-            .bind(arn)
-            .execute(&mut *tx)
-            .await?;
-            if r.rows_affected() != 1 {
-                return Err(StoreError::NotFound);
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
+        Ok(attached)
     }
 
     /// Detaches a managed policy; false when it was not attached.
@@ -1128,4 +1095,68 @@ fn version_from_row(row: &AnyRow) -> Result<PolicyVersion> {
         document: row.try_get("document")?,
         created_at: row.try_get("created_at")?,
     })
+}
+
+/// One managed-policy attachment to write (see [`Store::attach_policy`]).
+pub(crate) struct Attachment<'a> {
+    pub(crate) kind: EntityKind,
+    pub(crate) entity_id: &'a str,
+    pub(crate) arn: &'a str,
+    pub(crate) policy_id: Option<&'a str>,
+    pub(crate) max: i64,
+    pub(crate) now: i64,
+}
+
+/// Writes an attachment on `c` (inside the caller's transaction): false when it was already there,
+/// errors as [`Store::attach_policy`]. A refusal may leave the attachment row written: the caller
+/// rolls back.
+pub(crate) async fn attach_on(c: &mut sqlx::AnyConnection, a: &Attachment<'_>) -> Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO policy_attachments (entity_kind, entity_id, policy_arn, attached_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (entity_kind, entity_id, policy_arn) DO NOTHING",
+    )
+    .bind(a.kind.as_str())
+    .bind(a.entity_id)
+    .bind(a.arn)
+    .bind(a.now)
+    .execute(&mut *c)
+    .await?;
+    if inserted.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let (table, id_col) = (a.kind.table(), a.kind.id_col());
+    let bumped = sqlx::query(AssertSqlSafe(format!(
+        "UPDATE {table} SET attached_policy_count = attached_policy_count + 1 \
+         WHERE {id_col} = $1 AND attached_policy_count < $2"
+    )))
+    .bind(a.entity_id)
+    .bind(a.max)
+    .execute(&mut *c)
+    .await?;
+    if bumped.rows_affected() != 1 {
+        let exists: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT {id_col} FROM {table} WHERE {id_col} = $1"
+        )))
+        .bind(a.entity_id)
+        .fetch_optional(&mut *c)
+        .await?;
+        return Err(if exists.is_some() {
+            StoreError::LimitExceeded
+        } else {
+            StoreError::NotFound
+        });
+    }
+    if let Some(pid) = a.policy_id {
+        let r = sqlx::query(
+            "UPDATE managed_policies SET attachment_count = attachment_count + 1 WHERE policy_id = $1 AND arn = $2",
+        )
+        .bind(pid)
+        .bind(a.arn)
+        .execute(&mut *c)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Err(StoreError::NotFound);
+        }
+    }
+    Ok(true)
 }

@@ -959,6 +959,95 @@ async fn policies_groups_and_attachments() {
     }
 }
 
+/// A user created with policies (the server's default user policies) comes with all of them or is not
+/// created at all: a policy that is gone or over the quota leaves no user, no attachment and no count
+/// behind, also when it shares a batch (SQLite's group commit) with a creation that succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_come_with_their_default_policies_or_not_at_all() {
+    use stsd_store::policy::{EntityKind, ManagedPolicy};
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        let arn = "arn:aws:iam::123456789012:policy/Defaults";
+        let p = ManagedPolicy {
+            policy_id: "ANPATEST0000000000009".into(),
+            name: "Defaults".into(),
+            path: "/".into(),
+            arn: arn.into(),
+            description: None,
+            default_version: "v1".into(),
+            attachment_count: 0,
+            created_at: 10,
+            updated_at: 10,
+        };
+        s.create_policy(&p, "{}").await.unwrap();
+        let builtin = "arn:aws:iam::aws:policy/StsdSelfManageCredentials";
+        let both = vec![
+            (builtin.to_owned(), None),
+            (arn.to_owned(), Some(p.policy_id.clone())),
+        ];
+        let dora = user("dora");
+        s.create_user_with_policies(&dora, &both, 10).await.unwrap();
+        assert_eq!(
+            s.attached_policies(EntityKind::User, &dora.user_id)
+                .await
+                .unwrap(),
+            vec![arn.to_owned(), builtin.to_owned()],
+            "{backend}"
+        );
+        let count = || async {
+            s.policy_by_arn(arn)
+                .await
+                .unwrap()
+                .unwrap()
+                .attachment_count
+        };
+        assert_eq!(count().await, 1, "{backend}");
+
+        let gone = vec![
+            (builtin.to_owned(), None),
+            (arn.to_owned(), Some("ANPAGONE000000000000".to_owned())),
+        ];
+        for (name, policies, max, expected) in [
+            ("erin", &gone, 10, "NotFound"),
+            ("fay", &both, 1, "LimitExceeded"),
+        ] {
+            let u = user(name);
+            let refused = s.create_user_with_policies(&u, policies, max).await;
+            let got = match refused {
+                Err(StoreError::NotFound) => "NotFound",
+                Err(StoreError::LimitExceeded) => "LimitExceeded",
+                other => panic!("{backend} {name}: {other:?}"),
+            };
+            assert_eq!(got, expected, "{backend} {name}");
+            assert!(
+                s.user_by_name(name).await.unwrap().is_none(),
+                "{backend} {name}"
+            );
+            assert!(
+                s.attached_policies(EntityKind::User, &u.user_id)
+                    .await
+                    .unwrap()
+                    .is_empty(),
+                "{backend} {name}"
+            );
+        }
+        assert_eq!(count().await, 1, "{backend}");
+
+        // Side by side (one batch on SQLite, most of the time): each is answered for itself.
+        let (gus, hal) = (user("gus"), user("hal"));
+        let (ok, refused) = tokio::join!(
+            s.create_user_with_policies(&gus, &both, 10),
+            s.create_user_with_policies(&hal, &gone, 10),
+        );
+        ok.unwrap();
+        assert!(matches!(refused, Err(StoreError::NotFound)), "{backend}");
+        assert!(s.user_by_name("gus").await.unwrap().is_some(), "{backend}");
+        assert!(s.user_by_name("hal").await.unwrap().is_none(), "{backend}");
+        assert_eq!(count().await, 2, "{backend}");
+    }
+}
+
 #[tokio::test]
 async fn concurrent_attachments_respect_the_quota() {
     use stsd_store::policy::EntityKind;

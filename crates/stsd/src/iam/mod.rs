@@ -365,20 +365,6 @@ impl<'a> Iam<'a> {
         }
     }
 
-    /// Attaches the configured default policies to a new user.
-    async fn attach_defaults(&self, user: &User) -> Result<(), ApiError> {
-        for arn in &self.state.authz.settings.default_user_policies {
-            self.attach(
-                stsd_store::policy::EntityKind::User,
-                &user.user_id,
-                arn,
-                "PoliciesPerUser",
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
     fn key_view(&self, k: &stsd_store::KeyMeta, user_name: Option<String>) -> AccessKeyView {
         AccessKeyView {
             user_name,
@@ -419,14 +405,25 @@ impl<'a> Iam<'a> {
                     created_at: now,
                     sessions_not_before: 0,
                 };
-                store.create_user(&user).await.map_err(|e| match e {
-                    StoreError::AlreadyExists => ApiError::entity_already_exists(format!(
-                        "User with name {user_name} already exists."
-                    )),
-                    e => store_err(&e),
-                })?;
+                // The user and its default policies are written together: a default policy
+                // that is gone refuses the call and leaves no user without it.
+                let defaults = self.default_user_policies().await?;
+                store
+                    .create_user_with_policies(&user, &defaults, policies::ATTACHED_LIMIT)
+                    .await
+                    .map_err(|e| match e {
+                        StoreError::AlreadyExists => ApiError::entity_already_exists(format!(
+                            "User with name {user_name} already exists."
+                        )),
+                        StoreError::NotFound => ApiError::no_such_entity(
+                            "A default user policy does not exist or is not attachable.",
+                        ),
+                        e => store_err(&e),
+                    })?;
+                if !defaults.is_empty() {
+                    self.state.authz.invalidate();
+                }
                 tracing::info!(user = %user.name, "user created");
-                self.attach_defaults(&user).await?;
                 Ok(IamOutput::User {
                     action: "CreateUser",
                     user: self.view(&user),

@@ -234,6 +234,27 @@ impl<'a> Iam<'a> {
         Ok(())
     }
 
+    /// The configured default user policies as the store attaches them: ARN and, for a customer
+    /// managed policy, its id. A policy deleted since start-up is refused with IAM's "not attachable"
+    /// error (and a warning: the configuration names it).
+    pub(super) async fn default_user_policies(
+        &self,
+    ) -> Result<Vec<(String, Option<String>)>, ApiError> {
+        let mut out = Vec::new();
+        for arn in &self.state.authz.settings.default_user_policies {
+            let policy_id = match self.managed(arn).await? {
+                Some(Managed::Builtin(_)) => None,
+                Some(Managed::Customer(p)) => Some(p.policy_id),
+                None => {
+                    tracing::warn!(policy = %arn, "a default user policy no longer exists: CreateUser refused");
+                    return Err(not_attachable(arn));
+                }
+            };
+            out.push((arn.clone(), policy_id));
+        }
+        Ok(out)
+    }
+
     pub(super) async fn attached_views(
         &self,
         kind: EntityKind,

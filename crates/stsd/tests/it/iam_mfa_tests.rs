@@ -386,3 +386,77 @@ async fn mfa_sign_in_with_a_cold_key_reads_key_and_device_together() {
         (before.0 + 3, before.1 + 1)
     );
 }
+
+/// `--default-user-policy`: a new user comes with the configured policies; when one of them is gone
+/// (deleted after start-up), CreateUser is refused and no user is left without it.
+#[tokio::test]
+async fn default_user_policies_come_with_the_user_or_nothing_is_created() {
+    let dir = crate::harness::TempDir::new("defaults");
+    let doc = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"sts:GetCallerIdentity","Resource":"*"}]}"#;
+    let arn = {
+        let mut first = Server::start_in(&dir.data_dir(), &crate::harness::Opts::default());
+        let root = iam(&first.endpoint(), &first.root);
+        let policy = root
+            .create_policy()
+            .policy_name("Defaults")
+            .policy_document(doc)
+            .send()
+            .await
+            .unwrap()
+            .policy
+            .unwrap();
+        first.stop();
+        policy.arn.unwrap()
+    };
+    let server = Server::start_in(
+        &dir.data_dir(),
+        &crate::harness::Opts::args(&[
+            "--default-user-policy",
+            &arn,
+            "--default-user-policy",
+            SELF_SERVICE,
+        ]),
+    );
+    let root = iam(&server.endpoint(), &server.root);
+    root.create_user().user_name("ann").send().await.unwrap();
+    let attached = root
+        .list_attached_user_policies()
+        .user_name("ann")
+        .send()
+        .await
+        .unwrap();
+    let mut arns: Vec<String> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_owned))
+        .collect();
+    arns.sort();
+    let mut expected = vec![arn.clone(), SELF_SERVICE.to_owned()];
+    expected.sort();
+    assert_eq!(arns, expected);
+
+    // The customer managed default goes away (detached from ann first, as IAM requires).
+    root.detach_user_policy()
+        .user_name("ann")
+        .policy_arn(&arn)
+        .send()
+        .await
+        .unwrap();
+    root.delete_policy().policy_arn(&arn).send().await.unwrap();
+    let refused = root
+        .create_user()
+        .user_name("bob")
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(
+        iam_error(&refused),
+        (
+            404,
+            "NoSuchEntity".into(),
+            format!("Policy {arn} does not exist or is not attachable.")
+        )
+    );
+    let missing = root.get_user().user_name("bob").send().await.unwrap_err();
+    assert_eq!(iam_error(&missing).1, "NoSuchEntity");
+}
