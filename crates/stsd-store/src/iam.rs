@@ -548,17 +548,14 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
                 if r.rows_affected() != 1 {
-                    let exists: Option<String> = sqlx::query_scalar(
-                        "SELECT serial_number FROM mfa_devices WHERE serial_number = $1",
-                    )
-                    .bind(serial)
-                    .fetch_optional(&mut *c)
-                    .await?;
-                    return Err(if exists.is_some() {
-                        StoreError::AlreadyExists
-                    } else {
-                        StoreError::NotFound
-                    });
+                    let why = crate::refusal(
+                        c,
+                        "mfa_devices",
+                        "serial_number",
+                        serial,
+                        StoreError::AlreadyExists,
+                    );
+                    return Err(why.await?);
                 }
                 Ok(())
             })

@@ -295,6 +295,29 @@ pub(crate) const MASTER_CHECK_PLAIN: &[u8] = b"stsd master key check v1";
 const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;";
 
+/// Why a conditional UPDATE of one row (`id_col = id` in `table`) changed nothing: `when_present` if
+/// the row exists (its condition failed), [`StoreError::NotFound`] if it does not. `table` and `id_col`
+/// are names from the code, never input.
+pub(crate) async fn refusal(
+    c: &mut sqlx::AnyConnection,
+    table: &str,
+    id_col: &str,
+    id: &str,
+    when_present: StoreError,
+) -> Result<StoreError> {
+    let exists: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT {id_col} FROM {table} WHERE {id_col} = $1"
+    )))
+    .bind(id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(if exists.is_some() {
+        when_present
+    } else {
+        StoreError::NotFound
+    })
+}
+
 pub(crate) fn access_key_context(id: &str) -> Vec<u8> {
     format!("access_key:{id}").into_bytes()
 }
@@ -867,16 +890,9 @@ impl Store {
                 .execute(&mut *c)
                 .await?;
                 if bumped.rows_affected() != 1 {
-                    let exists: Option<String> =
-                        sqlx::query_scalar("SELECT user_id FROM users WHERE user_id = $1")
-                            .bind(user_id)
-                            .fetch_optional(&mut *c)
-                            .await?;
-                    return Err(if exists.is_some() {
-                        StoreError::LimitExceeded
-                    } else {
-                        StoreError::NotFound
-                    });
+                    return Err(
+                        refusal(c, "users", "user_id", user_id, StoreError::LimitExceeded).await?,
+                    );
                 }
                 let inserted = sqlx::query(
                     "INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) \

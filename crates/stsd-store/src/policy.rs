@@ -449,16 +449,14 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if bumped.rows_affected() != 1 {
-            let exists: Option<String> =
-                sqlx::query_scalar("SELECT policy_id FROM managed_policies WHERE policy_id = $1")
-                    .bind(policy_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            return Err(if exists.is_some() {
-                StoreError::LimitExceeded
-            } else {
-                StoreError::NotFound
-            });
+            let why = crate::refusal(
+                &mut tx,
+                "managed_policies",
+                "policy_id",
+                policy_id,
+                StoreError::LimitExceeded,
+            );
+            return Err(why.await?);
         }
         let next: i64 =
             sqlx::query_scalar("SELECT next_version FROM managed_policies WHERE policy_id = $1")
@@ -1134,17 +1132,8 @@ pub(crate) async fn attach_on(c: &mut sqlx::AnyConnection, a: &Attachment<'_>) -
     .execute(&mut *c)
     .await?;
     if bumped.rows_affected() != 1 {
-        let exists: Option<String> = sqlx::query_scalar(AssertSqlSafe(format!(
-            "SELECT {id_col} FROM {table} WHERE {id_col} = $1"
-        )))
-        .bind(a.entity_id)
-        .fetch_optional(&mut *c)
-        .await?;
-        return Err(if exists.is_some() {
-            StoreError::LimitExceeded
-        } else {
-            StoreError::NotFound
-        });
+        let why = crate::refusal(c, table, id_col, a.entity_id, StoreError::LimitExceeded);
+        return Err(why.await?);
     }
     if let Some(pid) = a.policy_id {
         let r = sqlx::query(

@@ -159,28 +159,8 @@ async fn unrecorded_mfa_failures_lock_the_device_until_written() {
         .unwrap();
     let bob = crate::sdk::access_key(&root, "bob").await;
     let iam = crate::sdk::iam(&srv.endpoint(), &bob);
-    let dev = iam
-        .create_virtual_mfa_device()
-        .virtual_mfa_device_name("bob")
-        .send()
-        .await
-        .unwrap()
-        .virtual_mfa_device
-        .unwrap();
-    let serial = dev.serial_number().to_owned();
-    let seed = data_encoding::BASE32_NOPAD
-        .decode(dev.base32_string_seed().unwrap().as_ref())
-        .unwrap();
-    let step = stsd_core::totp::step_at(crate::harness::unix_now());
+    let (serial, seed, step) = crate::sdk::enrolled_device(&iam, "bob").await;
     let code = |s: i64| stsd_core::totp::code(&seed, s);
-    iam.enable_mfa_device()
-        .user_name("bob")
-        .serial_number(&serial)
-        .authentication_code1(code(step - 1))
-        .authentication_code2(code(step))
-        .send()
-        .await
-        .unwrap();
     let gst = |c: String| {
         let (addr, root, serial) = (srv.addr, bob.clone(), serial.clone());
         tokio::task::spawn_blocking(move || {

@@ -296,33 +296,6 @@ async fn virtual_mfa_end_to_end_with_the_sdks() {
     );
 }
 
-/// A virtual MFA device created and enabled by root for `user` (codes of the previous and current
-/// step): its serial number, seed and the current step.
-async fn enrolled_device(root: &aws_sdk_iam::Client, user: &str) -> (String, Vec<u8>, i64) {
-    let dev = root
-        .create_virtual_mfa_device()
-        .virtual_mfa_device_name(user)
-        .send()
-        .await
-        .unwrap()
-        .virtual_mfa_device
-        .unwrap();
-    let serial = dev.serial_number().to_owned();
-    let seed = data_encoding::BASE32_NOPAD
-        .decode(dev.base32_string_seed().unwrap().as_ref())
-        .unwrap();
-    let step = stsd_core::totp::step_at(unix_now());
-    root.enable_mfa_device()
-        .user_name(user)
-        .serial_number(&serial)
-        .authentication_code1(stsd_core::totp::code(&seed, step - 1))
-        .authentication_code2(stsd_core::totp::code(&seed, step))
-        .send()
-        .await
-        .unwrap();
-    (serial, seed, step)
-}
-
 /// AssumeRole with MFA and a key not cached yet reads the key and the device together too, and the
 /// role session carries the MFA (a trust policy that requires it grants).
 #[tokio::test]
@@ -331,7 +304,7 @@ async fn assume_role_with_mfa_and_a_cold_key_reads_key_and_device_together() {
     let ep = server.endpoint();
     let root = iam(&ep, &server.root);
     root.create_user().user_name("dan").send().await.unwrap();
-    let (serial, seed, step) = enrolled_device(&root, "dan").await;
+    let (serial, seed, step) = crate::sdk::enrolled_device(&root, "dan").await;
     let trust = format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:user/dan"}},"Action":"sts:AssumeRole","Condition":{{"Bool":{{"aws:MultiFactorAuthPresent":"true"}}}}}}]}}"#,
         server.account
@@ -374,7 +347,7 @@ async fn mfa_sign_in_with_a_cold_key_reads_key_and_device_together() {
     for user in ["bob", "eve"] {
         root.create_user().user_name(user).send().await.unwrap();
     }
-    let (serial, seed, step) = enrolled_device(&root, "bob").await;
+    let (serial, seed, step) = crate::sdk::enrolled_device(&root, "bob").await;
     let code = |s: i64| stsd_core::totp::code(&seed, s);
     // Created by root: stsd has not seen a request signed with them yet.
     let bob = crate::sdk::access_key(&root, "bob").await;

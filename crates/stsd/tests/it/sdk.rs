@@ -115,6 +115,33 @@ pub async fn access_key(iam: &aws_sdk_iam::Client, user: &str) -> Creds {
     Creds::new(key.access_key_id(), key.secret_access_key())
 }
 
+/// A virtual MFA device created and enabled for `user` through `iam` (root's client, or the user's own)
+/// with the codes of the previous and current step: its serial number, seed and the current step.
+pub async fn enrolled_device(iam: &aws_sdk_iam::Client, user: &str) -> (String, Vec<u8>, i64) {
+    let dev = iam
+        .create_virtual_mfa_device()
+        .virtual_mfa_device_name(user)
+        .send()
+        .await
+        .unwrap()
+        .virtual_mfa_device
+        .unwrap();
+    let serial = dev.serial_number().to_owned();
+    let seed = data_encoding::BASE32_NOPAD
+        .decode(dev.base32_string_seed().unwrap().as_ref())
+        .unwrap();
+    let step = stsd_core::totp::step_at(crate::harness::unix_now());
+    iam.enable_mfa_device()
+        .user_name(user)
+        .serial_number(&serial)
+        .authentication_code1(stsd_core::totp::code(&seed, step - 1))
+        .authentication_code2(stsd_core::totp::code(&seed, step))
+        .send()
+        .await
+        .unwrap();
+    (serial, seed, step)
+}
+
 /// Session credentials from an SDK `Credentials` shape.
 pub fn creds_of(c: &aws_sdk_sts::types::Credentials) -> Creds {
     Creds::session(c.access_key_id(), c.secret_access_key(), c.session_token())
