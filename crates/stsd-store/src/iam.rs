@@ -1,5 +1,6 @@
 //! Users, access keys and MFA devices.
 
+use crate::inline::Cols;
 use crate::{KeyStatus, Result, Store, StoreError, User, is_unique_violation};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -397,14 +398,14 @@ impl Store {
     /// A device from a row holding [`DEVICE_COLS`] in that order, from column `first` on (by index, so a
     /// joined row whose other columns share names, as in [`Store::access_key_and_mfa_device`], reads
     /// the same way).
-    pub(crate) fn device_from_row_at(&self, row: &AnyRow, first: usize) -> Result<MfaDevice> {
+    pub(crate) fn device_from_row_at(&self, row: &dyn Cols, first: usize) -> Result<MfaDevice> {
         let col = |i: usize| first + i;
-        let serial: String = row.try_get(col(0))?;
-        let blob: Vec<u8> = row.try_get(col(4))?;
+        let serial = row.text(col(0))?;
+        let blob = row.blob(col(4))?;
         let seed = self.master.decrypt(&seed_context(&serial), &blob)?;
         let seed = String::from_utf8(seed.to_vec())
             .map_err(|_| StoreError::Crypto(stsd_core::crypto::CryptoError::Decrypt))?;
-        let kind: String = row.try_get(col(1))?;
+        let kind = row.text(col(1))?;
         Ok(MfaDevice {
             serial_number: serial,
             kind: if kind == "hardware" {
@@ -412,17 +413,17 @@ impl Store {
             } else {
                 DeviceKind::Virtual
             },
-            name: row.try_get(col(2))?,
-            path: row.try_get(col(3))?,
+            name: row.text(col(2))?,
+            path: row.text(col(3))?,
             seed: Secret::new(seed),
-            created_at: row.try_get(col(5))?,
-            created_by: row.try_get(col(6))?,
-            owner: row.try_get(col(7))?,
-            enabled_at: row.try_get(col(8))?,
-            last_step: row.try_get(col(9))?,
-            drift_steps: row.try_get(col(10))?,
-            failed_count: row.try_get(col(11))?,
-            locked_until: row.try_get(col(12))?,
+            created_at: row.int(col(5))?,
+            created_by: row.opt_text(col(6))?,
+            owner: row.opt_text(col(7))?,
+            enabled_at: row.opt_int(col(8))?,
+            last_step: row.opt_int(col(9))?,
+            drift_steps: row.int(col(10))?,
+            failed_count: row.int(col(11))?,
+            locked_until: row.opt_int(col(12))?,
             sealed_seed: SealedSeed(blob),
         })
     }

@@ -10,6 +10,7 @@
 
 mod group;
 pub mod iam;
+mod inline;
 pub mod migrations;
 pub mod ops;
 pub mod passwords;
@@ -20,8 +21,9 @@ pub use group::BoxFuture;
 pub use iam::{DeviceKind, KeyMeta, MfaDevice, SealedSeed};
 pub use ops::TokenKeyInfo;
 
+use inline::Cols;
 use migrations::{Dialect, MIGRATIONS};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 use std::time::Duration;
 use stsd_core::crypto::{CryptoError, SealingKey};
@@ -37,6 +39,9 @@ pub enum StoreError {
     /// The database could not be reached or answered with an error.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// An inline read on SQLite failed (see `inline`).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A stored secret could not be decrypted.
     #[error("stored secret could not be decrypted: {0}")]
     Crypto(#[from] CryptoError),
@@ -84,6 +89,9 @@ impl StoreError {
                 } else {
                     postgres_state_unavailable(&code)
                 }
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => {
+                sqlite_code_unavailable(&e.extended_code.to_string())
             }
             _ => false,
         }
@@ -279,6 +287,8 @@ pub struct Store {
     /// The group commit of frequent small writes on SQLite, and of MFA step acceptances on both
     /// backends (see `group`).
     writer: group::GroupWriter,
+    /// SQLite file only: the reads of a sign-in, run on the calling thread (see `inline`).
+    readers: Option<inline::InlineReaders>,
 }
 
 impl std::fmt::Debug for Store {
@@ -391,11 +401,16 @@ impl Store {
         }
         let pool = pool_opts.connect(url).await?;
         let writer = group::GroupWriter::start(pool.clone(), dialect);
+        let readers = match dialect {
+            Dialect::Sqlite => inline::InlineReaders::for_url(url),
+            Dialect::Postgres => None,
+        };
         let store = Store {
             pool,
             dialect,
             master,
             writer,
+            readers,
         };
         // An existing database is checked against the master key before anything (a migration) can
         // change it; a new one gets its check value after the first migration created the table.
@@ -419,8 +434,13 @@ impl Store {
         self.dialect
     }
 
-    /// Closes every connection (call at shutdown).
+    /// Closes every connection (call at shutdown). The inline readers go first: they are read-only, so
+    /// the pool's last connection is the one that checkpoints the WAL into the database file and
+    /// removes it, as SQLite does when the last connection to a file closes.
     pub async fn close(&self) {
+        if let Some(readers) = &self.readers {
+            readers.close();
+        }
         self.pool.close().await;
     }
 
@@ -586,54 +606,65 @@ impl Store {
         )
     }
 
-    fn access_key_from_row(&self, row: &AnyRow) -> Result<AccessKey> {
-        let id: String = row.try_get("access_key_id")?;
-        let blob: Vec<u8> = row.try_get("secret_enc")?;
+    /// An access key from a row whose first ten columns are `access_key`'s, in its order (the root's
+    /// keys have no user: columns 5–9 are then not read).
+    fn access_key_from_row(&self, row: &dyn Cols) -> Result<AccessKey> {
+        let id = row.text(0)?;
+        let blob = row.blob(1)?;
         let secret = self.master.decrypt(&access_key_context(&id), &blob)?;
         let secret = Secret::new(
             String::from_utf8(secret.to_vec())
                 .map_err(|_| StoreError::Crypto(CryptoError::Decrypt))?,
         );
-        let user_id: Option<String> = row.try_get("user_id")?;
-        let owner = match user_id {
+        let owner = match row.opt_text(4)? {
             None => Owner::Root,
             Some(user_id) => Owner::User(User {
                 user_id,
-                name: row.try_get("name")?,
-                path: row.try_get("path")?,
-                created_at: row.try_get("user_created_at")?,
-                sessions_not_before: row.try_get("sessions_not_before")?,
+                name: row.text(5)?,
+                path: row.text(6)?,
+                created_at: row.int(7)?,
+                sessions_not_before: row.int(8)?,
             }),
         };
-        let status: String = row.try_get("status")?;
+        let status = row.text(2)?;
         let mfa_required = match owner {
             Owner::Root => false,
-            Owner::User(_) => row.try_get::<i64, _>("mfa_required")? != 0,
+            Owner::User(_) => row.int(9)? != 0,
         };
         Ok(AccessKey {
             access_key_id: id,
             owner,
             secret,
             status: KeyStatus::parse(&status),
-            created_at: row.try_get("created_at")?,
+            created_at: row.int(3)?,
             owner_mfa_required: mfa_required,
         })
     }
 
     /// Looks up a long-term access key (with its owner) by id.
     ///
+    /// On a SQLite file the read runs on the calling thread (see `inline`).
+    ///
     /// # Errors
     /// Database errors; [`StoreError::Crypto`] if its secret cannot be decrypted.
     pub async fn access_key(&self, access_key_id: &str) -> Result<Option<AccessKey>> {
-        let row = sqlx::query(
-            "SELECT k.access_key_id, k.secret_enc, k.status, k.created_at, k.user_id, \
+        const SQL: &str = "SELECT k.access_key_id, k.secret_enc, k.status, k.created_at, k.user_id, \
              u.name, u.path, u.created_at AS user_created_at, u.sessions_not_before, u.mfa_required \
              FROM access_keys k LEFT JOIN users u ON u.user_id = k.user_id \
-             WHERE k.access_key_id = $1",
-        )
-        .bind(access_key_id)
-        .fetch_optional(&self.pool)
-        .await?;
+             WHERE k.access_key_id = $1";
+        if let Some(readers) = &self.readers {
+            return readers.read(|c| {
+                let mut st = c.prepare_cached(SQL)?;
+                let mut rows = st.query(rusqlite::named_params! {"$1": access_key_id})?;
+                rows.next()?
+                    .map(|r| self.access_key_from_row(r))
+                    .transpose()
+            });
+        }
+        let row = sqlx::query(SQL)
+            .bind(access_key_id)
+            .fetch_optional(&self.pool)
+            .await?;
         row.map(|r| self.access_key_from_row(&r)).transpose()
     }
 
@@ -641,6 +672,8 @@ impl Store {
     /// device and whose key is not cached (a sign-in with MFA): one round trip instead of two. `None`
     /// when the key does not exist (the device is then not needed); the device is `None` when it does
     /// not exist.
+    ///
+    /// On a SQLite file the read runs on the calling thread (see `inline`).
     ///
     /// # Errors
     /// Database errors; [`StoreError::Crypto`] if a secret or seed cannot be decrypted.
@@ -652,8 +685,7 @@ impl Store {
         // The key's ten columns as in `access_key`, then the device's in `DEVICE_COLS` order, renamed so
         // that no name is shared with the key's (the device is decoded by position).
         const KEY_COLUMNS: usize = 10;
-        let row = sqlx::query(
-            "SELECT k.access_key_id, k.secret_enc, k.status, k.created_at, k.user_id, \
+        const SQL: &str = "SELECT k.access_key_id, k.secret_enc, k.status, k.created_at, k.user_id, \
              u.name, u.path, u.created_at AS user_created_at, u.sessions_not_before, u.mfa_required, \
              d.serial_number AS d_serial_number, d.kind AS d_kind, d.name AS d_name, d.path AS d_path, \
              d.seed_enc AS d_seed_enc, d.created_at AS d_created_at, d.created_by AS d_created_by, \
@@ -662,21 +694,29 @@ impl Store {
              d.locked_until AS d_locked_until \
              FROM access_keys k LEFT JOIN users u ON u.user_id = k.user_id \
              LEFT JOIN mfa_devices d ON d.serial_number = $2 \
-             WHERE k.access_key_id = $1",
-        )
-        .bind(access_key_id)
-        .bind(serial)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
+             WHERE k.access_key_id = $1";
+        let decode = |row: &dyn Cols| -> Result<(AccessKey, Option<MfaDevice>)> {
+            let key = self.access_key_from_row(row)?;
+            let device = match row.opt_text(KEY_COLUMNS)? {
+                None => None,
+                Some(_) => Some(self.device_from_row_at(row, KEY_COLUMNS)?),
+            };
+            Ok((key, device))
         };
-        let key = self.access_key_from_row(&row)?;
-        let device = match row.try_get::<Option<String>, _>(KEY_COLUMNS)? {
-            None => None,
-            Some(_) => Some(self.device_from_row_at(&row, KEY_COLUMNS)?),
-        };
-        Ok(Some((key, device)))
+        if let Some(readers) = &self.readers {
+            return readers.read(|c| {
+                let mut st = c.prepare_cached(SQL)?;
+                let mut rows =
+                    st.query(rusqlite::named_params! {"$1": access_key_id, "$2": serial})?;
+                rows.next()?.map(|r| decode(r)).transpose()
+            });
+        }
+        let row = sqlx::query(SQL)
+            .bind(access_key_id)
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| decode(&r)).transpose()
     }
 
     /// The root's access keys.

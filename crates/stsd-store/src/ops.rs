@@ -141,6 +141,7 @@ impl Store {
             dialect: self.dialect,
             master: new_master,
             writer: self.writer,
+            readers: self.readers,
         })
     }
 
