@@ -494,17 +494,28 @@ impl Store {
 
     /// A device by serial number.
     ///
+    /// On a SQLite file the read runs on the calling thread (see `inline`): it is the device read of a
+    /// sign-in with MFA whose key is cached.
+    ///
     /// # Errors
     /// Database or decryption errors.
     pub async fn mfa_device(&self, serial: &str) -> Result<Option<MfaDevice>> {
         let _ = DEVICE_COLS;
-        let row = sqlx::query(
-            "SELECT serial_number, kind, name, path, seed_enc, created_at, created_by, owner, enabled_at, last_step, drift_steps, failed_count, locked_until \
-             FROM mfa_devices WHERE serial_number = $1",
-        )
-        .bind(serial)
-        .fetch_optional(&self.pool)
-        .await?;
+        const SQL: &str = "SELECT serial_number, kind, name, path, seed_enc, created_at, created_by, owner, enabled_at, last_step, drift_steps, failed_count, locked_until \
+             FROM mfa_devices WHERE serial_number = $1";
+        if let Some(readers) = &self.readers {
+            return readers.read(|c| {
+                let mut st = c.prepare_cached(SQL)?;
+                let mut rows = st.query(rusqlite::named_params! {"$1": serial})?;
+                rows.next()?
+                    .map(|r| self.device_from_row_at(r, 0))
+                    .transpose()
+            });
+        }
+        let row = sqlx::query(SQL)
+            .bind(serial)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(|r| self.device_from_row(r)).transpose()
     }
 
