@@ -30,6 +30,7 @@ import os
 import threading
 import time
 
+import botocore.exceptions
 import pytest
 
 from multinode_support import (
@@ -538,10 +539,21 @@ def sts_iam_load(node, tag, created):
 
 
 def list_user_names(iam):
-    names = set()
-    for page in iam.get_paginator("list_users").paginate():
-        names.update(u["UserName"] for u in page["Users"])
-    return names
+    """Every user name, as the node lists them. The listing is how the tests check that nothing acknowledged
+    was lost, not availability: right after a database restart a node may still hold a pooled connection
+    that the restart closed (one idle for less than a second is not pinged before use), and the first
+    statement on it answers 503 ServiceUnavailable, which every SDK retries by default. The test clients
+    retry nothing, so the listing is retried here, a few times, on that answer only."""
+    for attempt in range(4):
+        try:
+            names = set()
+            for page in iam.get_paginator("list_users").paginate():
+                names.update(u["UserName"] for u in page["Users"])
+            return names
+        except botocore.exceptions.ClientError as e:
+            if e.response["Error"]["Code"] != "ServiceUnavailable" or attempt == 3:
+                raise
+            time.sleep(0.2)
 
 
 def test_multinode_kill9_one_node(cluster):
