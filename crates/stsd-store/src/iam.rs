@@ -503,20 +503,8 @@ impl Store {
         let _ = DEVICE_COLS;
         const SQL: &str = "SELECT serial_number, kind, name, path, seed_enc, created_at, created_by, owner, enabled_at, last_step, drift_steps, failed_count, locked_until \
              FROM mfa_devices WHERE serial_number = $1";
-        if let Some(readers) = &self.readers {
-            return readers.read(|c| {
-                let mut st = c.prepare_cached(SQL)?;
-                let mut rows = st.query(rusqlite::named_params! {"$1": serial})?;
-                rows.next()?
-                    .map(|r| self.device_from_row_at(r, 0))
-                    .transpose()
-            });
-        }
-        let row = sqlx::query(SQL)
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(|r| self.device_from_row(r)).transpose()
+        self.read_row(SQL, &[serial], |r| self.device_from_row_at(r, 0))
+            .await
     }
 
     /// Enables an unassigned device for `owner` (`root` or a user id), remembering the step of the second

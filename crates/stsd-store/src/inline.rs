@@ -78,6 +78,29 @@ impl InlineReaders {
         }
     }
 
+    /// The first row of `sql` (parameters `$1`, `$2`, … are `args`, in order), decoded by `decode`.
+    ///
+    /// # Errors
+    /// The connection cannot be opened; the statement's errors; whatever `decode` returns.
+    pub(crate) fn read_row<T>(
+        &self,
+        sql: &str,
+        args: &[&str],
+        decode: &dyn Fn(&dyn Cols) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let names: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        let params: Vec<(&str, &dyn rusqlite::ToSql)> = names
+            .iter()
+            .zip(args)
+            .map(|(n, a)| (n.as_str(), a as &dyn rusqlite::ToSql))
+            .collect();
+        self.read(|c| {
+            let mut st = c.prepare_cached(sql)?;
+            let mut rows = st.query(params.as_slice())?;
+            rows.next()?.map(|r| decode(r)).transpose()
+        })
+    }
+
     /// Runs `read` on an idle connection (or a new one) on this thread.
     ///
     /// # Errors

@@ -652,20 +652,8 @@ impl Store {
              u.name, u.path, u.created_at AS user_created_at, u.sessions_not_before, u.mfa_required \
              FROM access_keys k LEFT JOIN users u ON u.user_id = k.user_id \
              WHERE k.access_key_id = $1";
-        if let Some(readers) = &self.readers {
-            return readers.read(|c| {
-                let mut st = c.prepare_cached(SQL)?;
-                let mut rows = st.query(rusqlite::named_params! {"$1": access_key_id})?;
-                rows.next()?
-                    .map(|r| self.access_key_from_row(r))
-                    .transpose()
-            });
-        }
-        let row = sqlx::query(SQL)
-            .bind(access_key_id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| self.access_key_from_row(&r)).transpose()
+        self.read_row(SQL, &[access_key_id], |r| self.access_key_from_row(r))
+            .await
     }
 
     /// [`Self::access_key`] and [`Self::mfa_device`] in one statement, for a request that names an MFA
@@ -703,19 +691,25 @@ impl Store {
             };
             Ok((key, device))
         };
+        self.read_row(SQL, &[access_key_id, serial], decode).await
+    }
+
+    /// The first row of `sql` (parameters `$1`, `$2`, … are `args`, in order), decoded by `decode`: on
+    /// the calling thread on a SQLite file (see `inline`), through the pool otherwise.
+    async fn read_row<T>(
+        &self,
+        sql: &'static str,
+        args: &[&str],
+        decode: impl Fn(&dyn Cols) -> Result<T>,
+    ) -> Result<Option<T>> {
         if let Some(readers) = &self.readers {
-            return readers.read(|c| {
-                let mut st = c.prepare_cached(SQL)?;
-                let mut rows =
-                    st.query(rusqlite::named_params! {"$1": access_key_id, "$2": serial})?;
-                rows.next()?.map(|r| decode(r)).transpose()
-            });
+            return readers.read_row(sql, args, &decode);
         }
-        let row = sqlx::query(SQL)
-            .bind(access_key_id)
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await?;
+        let mut query = sqlx::query(sql);
+        for arg in args {
+            query = query.bind(*arg);
+        }
+        let row = query.fetch_optional(&self.pool).await?;
         row.map(|r| decode(&r)).transpose()
     }
 
