@@ -63,11 +63,9 @@ fn penalty(modules: &[Color], width: usize) -> i64 {
         .iter()
         .map(|c| u8::from(*c == Color::Dark))
         .collect();
-    let mut columns = vec![0u8; rows.len()];
-    for (i, m) in rows.iter().enumerate() {
-        if let Some(t) = columns.get_mut((i % width) * width + i / width) {
-            *t = *m;
-        }
+    let mut columns = Vec::with_capacity(rows.len());
+    for x in 0..width {
+        columns.extend(rows.iter().skip(x).step_by(width.max(1)));
     }
     let mut score = 0i64;
     for line in rows.chunks_exact(width).chain(columns.chunks_exact(width)) {
@@ -93,15 +91,9 @@ fn penalty(modules: &[Color], width: usize) -> i64 {
 fn line_penalty(line: &[u8]) -> i64 {
     const FINDER: [u8; 7] = [1, 0, 1, 1, 1, 0, 1];
     let mut score = 0i64;
-    let mut run = 1i64;
-    for k in 1..=line.len() {
-        if k < line.len() && line[k] == line[k - 1] {
-            run += 1;
-        } else {
-            if run >= 5 {
-                score += run - 2;
-            }
-            run = 1;
+    for run in line.chunk_by(|a, b| a == b) {
+        if run.len() >= 5 {
+            score += i64::try_from(run.len()).unwrap_or(i64::MAX) - 2;
         }
     }
     for (j, window) in line.windows(7).enumerate() {
