@@ -4,7 +4,7 @@
 //! M, the mask with the lowest penalty of ISO/IEC 18004 as that crate scores it), built from the crate's
 //! public steps; only the mask choice is ours. The crate scores each of the eight masked symbols through
 //! boxed closures per module, which was about half of CreateVirtualMFADevice's CPU (issue 20); `penalty`
-//! scores the same rules on a flat grid. A property test checks that every symbol equals the crate's.
+//! scores the same rules on a flat grid. A test checks, over 405 texts, that every symbol equals the crate's.
 
 use qrcode::canvas::{Canvas, MaskPattern};
 use qrcode::{Color, EcLevel};
@@ -63,15 +63,15 @@ fn penalty(modules: &[Color], width: usize) -> i64 {
         .iter()
         .map(|c| u8::from(*c == Color::Dark))
         .collect();
+    let lines: Vec<&[u8]> = rows.chunks_exact(width).collect();
     let mut columns = Vec::with_capacity(rows.len());
     for x in 0..width {
-        columns.extend(rows.iter().skip(x).step_by(width.max(1)));
+        columns.extend(lines.iter().map(|line| line[x]));
     }
     let mut score = 0i64;
-    for line in rows.chunks_exact(width).chain(columns.chunks_exact(width)) {
+    for line in lines.iter().copied().chain(columns.chunks_exact(width)) {
         score += line_penalty(line);
     }
-    let lines: Vec<&[u8]> = rows.chunks_exact(width).collect();
     for pair in lines.windows(2) {
         if let [top, bottom] = pair {
             for x in 1..width {
