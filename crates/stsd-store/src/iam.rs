@@ -102,6 +102,17 @@ pub(crate) fn user_from_row(row: &AnyRow) -> Result<User> {
     })
 }
 
+/// A user from the columns `user_id, name, path, created_at, sessions_not_before`, by position.
+fn user_from_cols(row: &dyn Cols) -> Result<User> {
+    Ok(User {
+        user_id: row.text(0)?,
+        name: row.text(1)?,
+        path: row.text(2)?,
+        created_at: row.int(3)?,
+        sessions_not_before: row.int(4)?,
+    })
+}
+
 fn key_from_row(row: &AnyRow) -> Result<KeyMeta> {
     let status: String = row.try_get("status")?;
     let at: Option<i64> = row.try_get("last_used_at")?;
@@ -129,13 +140,10 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn user_by_name(&self, name: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT user_id, name, path, created_at, sessions_not_before FROM users WHERE name_key = $1",
-        )
-        .bind(name.to_lowercase())
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(user_from_row).transpose()
+        // On the calling thread on a SQLite file (`inline`): IAM calls naming a user read it first.
+        const SQL: &str = "SELECT user_id, name, path, created_at, sessions_not_before FROM users WHERE name_key = $1";
+        self.read_row(SQL, &[&name.to_lowercase()], user_from_cols)
+            .await
     }
 
     /// A user by id.
@@ -143,13 +151,8 @@ impl Store {
     /// # Errors
     /// Database errors.
     pub async fn user_by_id(&self, user_id: &str) -> Result<Option<User>> {
-        let row = sqlx::query(
-            "SELECT user_id, name, path, created_at, sessions_not_before FROM users WHERE user_id = $1",
-        )
-        .bind(user_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.as_ref().map(user_from_row).transpose()
+        const SQL: &str = "SELECT user_id, name, path, created_at, sessions_not_before FROM users WHERE user_id = $1";
+        self.read_row(SQL, &[user_id], user_from_cols).await
     }
 
     /// Users whose path starts with `path_prefix`, by name, after `after` (a name key), at most `limit`.

@@ -57,7 +57,73 @@ fn code(text: &str) -> anyhow::Result<(usize, Vec<Color>)> {
 /// light-dark without four light modules on one side or the other (40 each, modules outside the
 /// symbol counting as light; the three real finder patterns included, a constant); the distance of the
 /// dark share from half (`|dark · 200 / all − 100|`, integer division).
+///
+/// Symbols up to [`MAX_BITS_WIDTH`] modules a side (version 27; an enrolment URI needs about 10) are
+/// scored on rows and columns held as bits, a few word operations per line for each rule
+/// ([`penalty_bits`]); larger ones module by module ([`penalty_bytes`]). Tests check the two against
+/// each other and the symbols against the crate's.
 fn penalty(modules: &[Color], width: usize) -> i64 {
+    if width <= MAX_BITS_WIDTH {
+        penalty_bits(modules, width)
+    } else {
+        penalty_bytes(modules, width)
+    }
+}
+
+/// The widest symbol whose lines fit in a `u128` with room for the shifts of [`penalty_bits`].
+const MAX_BITS_WIDTH: usize = 125;
+
+/// [`penalty`] on bits: bit `i` of a line is its module `i`, set when dark.
+fn penalty_bits(modules: &[Color], width: usize) -> i64 {
+    // Filled from the last module to the first, each line shifted by one as a module comes in (a
+    // shift by a variable amount costs several instructions on a u128).
+    let mut rows = vec![0u128; width];
+    let mut columns = vec![0u128; width];
+    for (row, line) in rows.iter_mut().zip(modules.chunks_exact(width)).rev() {
+        for (column, c) in columns.iter_mut().zip(line).rev() {
+            let dark = u128::from(*c == Color::Dark);
+            *row = (*row << 1) | dark;
+            *column = (*column << 1) | dark;
+        }
+    }
+    let full = (1u128 << width) - 1;
+    let mut score = 0i64;
+    for line in rows.iter().chain(&columns) {
+        score += line_penalty_bits(*line, full);
+    }
+    for pair in rows.windows(2) {
+        if let [top, bottom] = pair {
+            // Columns i and i + 1 of both rows of one colour: equal down both columns and across the top.
+            let down = !(top ^ bottom) & full;
+            let across = !(top ^ (top >> 1)) & (full >> 1);
+            score += 3 * i64::from((down & (down >> 1) & across).count_ones());
+        }
+    }
+    let all = i64::try_from(modules.len()).unwrap_or(i64::MAX).max(1);
+    let dark = i64::from(rows.iter().map(|r| r.count_ones()).sum::<u32>());
+    score + (dark * 200 / all - 100).abs()
+}
+
+/// The run and finder-like penalties of one row or column held as bits (`full`: a bit per module).
+fn line_penalty_bits(line: u128, full: u128) -> i64 {
+    // Bit i: modules i and i + 1 alike; then: modules i ..= i + 4 alike (a window of five in a run).
+    let alike = !(line ^ (line >> 1)) & (full >> 1);
+    let five = alike & (alike >> 1) & (alike >> 2) & (alike >> 3);
+    // A run of L ≥ 5 holds L − 4 windows and scores L − 2: its windows, and 2 more at its first.
+    let first = five & !(five << 1);
+    let runs = i64::from(five.count_ones()) + 2 * i64::from(first.count_ones());
+    // Bit j: modules j ..= j + 6 are dark, light, dark, dark, dark, light, dark (outside is light, so
+    // a pattern never runs past the edge).
+    let finder =
+        line & !(line >> 1) & (line >> 2) & (line >> 3) & (line >> 4) & !(line >> 5) & (line >> 6);
+    // A dark module among the four before j, and among the four after j + 6.
+    let before = (line << 1) | (line << 2) | (line << 3) | (line << 4);
+    let after = (line >> 7) | (line >> 8) | (line >> 9) | (line >> 10);
+    runs + 40 * i64::from((finder & !(before & after)).count_ones())
+}
+
+/// [`penalty`] module by module, for any size.
+fn penalty_bytes(modules: &[Color], width: usize) -> i64 {
     // 1 = dark, row by row, and the same transposed (columns as rows).
     let rows: Vec<u8> = modules
         .iter()
@@ -120,15 +186,21 @@ pub fn png(text: &str) -> anyhow::Result<Vec<u8>> {
     let side = (modules + 2 * QUIET) * SCALE;
     let row_bytes = side.div_ceil(8);
     // Bit set = white (grayscale, depth 1); rows start white and dark pixels clear their bits.
+    // Each row of modules is drawn once as a row of pixels and copied SCALE times.
     let mut pixels = vec![0xffu8; row_bytes * side];
-    for (i, c) in colors.iter().enumerate() {
-        if *c == Color::Dark {
-            let (mx, my) = (i % modules + QUIET, i / modules + QUIET);
-            for y in my * SCALE..(my + 1) * SCALE {
-                for x in mx * SCALE..(mx + 1) * SCALE {
-                    pixels[y * row_bytes + x / 8] &= !(0x80 >> (x % 8));
+    let first = QUIET * SCALE * row_bytes;
+    for (row, line) in colors.chunks_exact(modules).enumerate() {
+        let at = first + row * SCALE * row_bytes;
+        let (drawn, copies) = pixels[at..at + SCALE * row_bytes].split_at_mut(row_bytes);
+        for (mx, c) in line.iter().enumerate() {
+            if *c == Color::Dark {
+                for x in (mx + QUIET) * SCALE..(mx + QUIET + 1) * SCALE {
+                    drawn[x / 8] &= !(0x80 >> (x % 8));
                 }
             }
+        }
+        for copy in copies.chunks_exact_mut(row_bytes) {
+            copy.copy_from_slice(drawn);
         }
     }
     let mut out = Vec::new();
@@ -252,6 +324,9 @@ mod tests {
             }
             texts.push(text);
         }
+        // Symbols wider than the bit-wise scoring takes (scored module by module).
+        texts.push("q".repeat(1500));
+        texts.push("7".repeat(3000));
         let mut versions = std::collections::BTreeSet::new();
         for text in &texts {
             let want = QrCode::new(text.as_bytes()).unwrap();
@@ -262,5 +337,49 @@ mod tests {
         }
         // Many sizes of symbol were compared, not a few.
         assert!(versions.len() > 15, "{versions:?}");
+        assert!(
+            versions.last().is_some_and(|w| *w > super::MAX_BITS_WIDTH),
+            "{versions:?}"
+        );
+    }
+
+    /// The two ways of scoring agree, on random grids of every symbol width the bit-wise one takes and
+    /// on grids of long runs (which score high on the run, block and finder-like rules).
+    #[test]
+    fn penalties_by_bits_and_by_modules_agree() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for width in (21..=super::MAX_BITS_WIDTH).step_by(4) {
+            for kind in 0..4 {
+                let mut dark = false;
+                let modules: Vec<Color> = (0..width * width)
+                    .map(|_| {
+                        let r = next();
+                        // Random modules, or runs: a colour change with probability 1/2, 1/8, 1/32.
+                        dark = match kind {
+                            0 => r & 1 == 1,
+                            k => dark ^ (r % (1 << (2 * k - 1)) == 0),
+                        };
+                        if dark { Color::Dark } else { Color::Light }
+                    })
+                    .collect();
+                assert_eq!(
+                    super::penalty_bits(&modules, width),
+                    super::penalty_bytes(&modules, width),
+                    "width {width}, kind {kind}"
+                );
+            }
+        }
+        // Every module dark: runs, blocks and the balance at their maximum, no finder-like pattern.
+        let all = vec![Color::Dark; 25 * 25];
+        assert_eq!(
+            super::penalty_bits(&all, 25),
+            super::penalty_bytes(&all, 25)
+        );
     }
 }
