@@ -107,9 +107,7 @@ async fn accept_steps(
         let _ = write!(rows, ",{},{},", a.step, a.now);
         json_string(&mut rows, &a.owner);
         let _ = write!(rows, ",{},\"", a.drift_steps);
-        for b in &a.sealed_seed {
-            let _ = write!(rows, "{b:02x}");
-        }
+        crate::push_hex(&mut rows, &a.sealed_seed);
         rows.push_str("\"]");
     }
     rows.push(']');
