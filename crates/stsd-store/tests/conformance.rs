@@ -1593,3 +1593,79 @@ async fn bulk_import_is_all_or_nothing() {
         );
     }
 }
+
+/// A refused EnableMFADevice (the device already assigned, or none by that serial) leaves the user's
+/// device count as it was: refusals running in the same group-commit batches as successes do not use
+/// up the user's eight devices, and the ninth is still the one refused for the limit.
+#[tokio::test]
+async fn refused_device_enables_leave_the_device_count() {
+    for (backend, url) in backends().await {
+        let (kb, _) = key();
+        let s = Arc::new(open(&url, &kb).await);
+        let seed = Secret::new("JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP");
+        let (eve, other) = (user("eve"), user("other"));
+        s.create_user(&eve).await.unwrap();
+        s.create_user(&other).await.unwrap();
+        let taken = "arn:aws:iam::123456789012:mfa/taken";
+        s.create_mfa_device(taken, DeviceKind::Virtual, "taken", "/", &seed, None, 1)
+            .await
+            .unwrap();
+        s.enable_mfa_device(taken, &other.user_id, 10, 100, 0)
+            .await
+            .unwrap();
+        let serials: Vec<String> = (0..=stsd_store::iam::MAX_DEVICES_PER_USER)
+            .map(|i| format!("arn:aws:iam::123456789012:mfa/eve{i}"))
+            .collect();
+        for serial in &serials {
+            s.create_mfa_device(serial, DeviceKind::Virtual, "eve", "/", &seed, None, 1)
+                .await
+                .unwrap();
+        }
+        // Eight enables, each sent together with two refused ones. A leaked count would refuse one of
+        // the eight for the limit. (In the last round a refused one that runs after the eighth enable
+        // meets the limit first, as the limit is checked before the device.)
+        let last = serials.len() - 1;
+        for (round, serial) in serials[..last].iter().enumerate() {
+            let (a, b, c) = tokio::join!(
+                s.enable_mfa_device(taken, &eve.user_id, 10, 100, 0),
+                s.enable_mfa_device(serial, &eve.user_id, 10, 100, 0),
+                s.enable_mfa_device(
+                    "arn:aws:iam::123456789012:mfa/none",
+                    &eve.user_id,
+                    10,
+                    100,
+                    0
+                ),
+            );
+            let limit = |r: &Result<(), StoreError>| {
+                round + 1 == last && matches!(r, Err(StoreError::LimitExceeded))
+            };
+            assert!(b.is_ok(), "{backend}: {serial}: {b:?}");
+            assert!(
+                matches!(a, Err(StoreError::AlreadyExists)) || limit(&a),
+                "{backend}: {a:?}"
+            );
+            assert!(
+                matches!(c, Err(StoreError::NotFound)) || limit(&c),
+                "{backend}: {c:?}"
+            );
+        }
+        assert!(
+            matches!(
+                s.enable_mfa_device(&serials[last], &eve.user_id, 10, 100, 0)
+                    .await,
+                Err(StoreError::LimitExceeded)
+            ),
+            "{backend}"
+        );
+        // The device refused for the limit is still unassigned, and the taken one still the other's.
+        let d = s.mfa_device(&serials[last]).await.unwrap().unwrap();
+        assert_eq!(d.owner, None, "{backend}");
+        let d = s.mfa_device(taken).await.unwrap().unwrap();
+        assert_eq!(
+            d.owner.as_deref(),
+            Some(other.user_id.as_str()),
+            "{backend}"
+        );
+    }
+}
