@@ -6,7 +6,7 @@
 //! boxed closures per module, which was about half of CreateVirtualMFADevice's CPU (issue 20); `penalty`
 //! scores the same rules on a flat grid. A test checks, over 405 texts, that every symbol equals the crate's.
 
-use qrcode::canvas::{Canvas, MaskPattern};
+use qrcode::canvas::{Canvas, MaskPattern, Module};
 use qrcode::{Color, EcLevel};
 
 const SCALE: usize = 6;
@@ -37,12 +37,26 @@ fn code(text: &str) -> anyhow::Result<(usize, Vec<Color>)> {
     canvas.draw_all_functional_patterns();
     canvas.draw_data(&data, &ec);
     let width = usize::try_from(version.width())?;
+    if width <= MAX_BITS_WIDTH {
+        // The masks applied and scored on bits; the crate then draws the chosen one.
+        let unmasked = Unmasked::of(&canvas, width)?;
+        let mut best = (i64::MAX, MASKS[0]);
+        for (index, mask) in MASKS.into_iter().enumerate() {
+            let (rows, columns) = unmasked.masked(index);
+            let score = score_bits(&rows, &columns, width);
+            if score < best.0 {
+                best = (score, mask);
+            }
+        }
+        canvas.apply_mask(best.1);
+        return Ok((width, canvas.into_colors()));
+    }
     let mut best: Option<(i64, Vec<Color>)> = None;
     for mask in MASKS {
         let mut masked = canvas.clone();
         masked.apply_mask(mask);
         let colors = masked.into_colors();
-        let score = penalty(&colors, width);
+        let score = penalty_bytes(&colors, width);
         if best.as_ref().is_none_or(|(b, _)| score < *b) {
             best = Some((score, colors));
         }
@@ -51,29 +65,164 @@ fn code(text: &str) -> anyhow::Result<(usize, Vec<Color>)> {
     Ok((width, colors))
 }
 
-/// The penalty of a masked symbol (`modules`, row by row, `width` a side), scored as the qrcode crate
-/// scores it: runs of five or more modules of one colour in a row or column (length − 2 each); 2×2
-/// blocks of one colour (3 each, overlapping counted); the finder-like run dark-light-dark-dark-dark-
-/// light-dark without four light modules on one side or the other (40 each, modules outside the
-/// symbol counting as light; the three real finder patterns included, a constant); the distance of the
-/// dark share from half (`|dark · 200 / all − 100|`, integer division).
-///
-/// Symbols up to [`MAX_BITS_WIDTH`] modules a side (version 27; an enrolment URI needs about 10) are
-/// scored on rows and columns held as bits, a few word operations per line for each rule
-/// ([`penalty_bits`]); larger ones module by module ([`penalty_bytes`]). Tests check the two against
-/// each other and the symbols against the crate's.
-fn penalty(modules: &[Color], width: usize) -> i64 {
-    if width <= MAX_BITS_WIDTH {
-        penalty_bits(modules, width)
-    } else {
-        penalty_bytes(modules, width)
+/// The format information the crate draws with each mask at error correction level M (ISO/IEC 18004
+/// table C.1), 15 bits, the most significant first, at [`FORMAT_MAIN`] and [`FORMAT_SIDE`] in turn.
+const FORMAT_M: [u16; 8] = [
+    0x5412, 0x5125, 0x5e7c, 0x5b4b, 0x45f9, 0x40ce, 0x4f97, 0x4aa0,
+];
+/// (column, row) of the format bits next to the top-left finder pattern.
+const FORMAT_MAIN: [(i16, i16); 15] = [
+    (0, 8),
+    (1, 8),
+    (2, 8),
+    (3, 8),
+    (4, 8),
+    (5, 8),
+    (7, 8),
+    (8, 8),
+    (8, 7),
+    (8, 5),
+    (8, 4),
+    (8, 3),
+    (8, 2),
+    (8, 1),
+    (8, 0),
+];
+/// (column, row) of their copy next to the other two (negative: counted from the far edge).
+const FORMAT_SIDE: [(i16, i16); 15] = [
+    (8, -1),
+    (8, -2),
+    (8, -3),
+    (8, -4),
+    (8, -5),
+    (8, -6),
+    (8, -7),
+    (-8, 8),
+    (-7, 8),
+    (-6, 8),
+    (-5, 8),
+    (-4, 8),
+    (-3, 8),
+    (-2, 8),
+    (-1, 8),
+];
+
+/// Whether mask `index` (in [`MASKS`] order: the pattern's number) inverts the module at column `x`,
+/// row `y`: the crate's mask functions.
+fn inverts(index: usize, x: usize, y: usize) -> bool {
+    match index {
+        0 => (x + y).is_multiple_of(2),
+        1 => y.is_multiple_of(2),
+        2 => x.is_multiple_of(3),
+        3 => (x + y).is_multiple_of(3),
+        4 => (y / 2 + x / 3).is_multiple_of(2),
+        5 => (x * y) % 2 + (x * y) % 3 == 0,
+        6 => ((x * y) % 2 + (x * y) % 3).is_multiple_of(2),
+        _ => ((x + y) % 2 + (x * y) % 3).is_multiple_of(2),
     }
 }
 
-/// The widest symbol whose lines fit in a `u128` with room for the shifts of [`penalty_bits`].
+/// `period` bits of `bit(i)` repeated along a line (every mask repeats every 6 modules along a row
+/// and every 12 down a column).
+fn tiled(period: usize, bit: impl Fn(usize) -> bool) -> u128 {
+    let mut line = 0u128;
+    for i in 0..period {
+        line |= u128::from(bit(i)) << i;
+    }
+    let mut filled = period;
+    while filled < 128 {
+        line |= line << filled;
+        filled *= 2;
+    }
+    line
+}
+
+/// A symbol before masking, as bits per row and per column: its colours, and which modules a mask
+/// inverts (data and error correction; not the function patterns nor the format information).
+struct Unmasked {
+    width: usize,
+    rows: Vec<u128>,
+    columns: Vec<u128>,
+    data_rows: Vec<u128>,
+    data_columns: Vec<u128>,
+}
+
+impl Unmasked {
+    fn of(canvas: &Canvas, width: usize) -> anyhow::Result<Unmasked> {
+        let mut u = Unmasked {
+            width,
+            rows: vec![0; width],
+            columns: vec![0; width],
+            data_rows: vec![0; width],
+            data_columns: vec![0; width],
+        };
+        for y in 0..width {
+            for x in 0..width {
+                let module = canvas.get(i16::try_from(x)?, i16::try_from(y)?);
+                let dark = u128::from(module.is_dark());
+                let data = u128::from(!matches!(module, Module::Masked(_)));
+                u.rows[y] |= dark << x;
+                u.columns[x] |= dark << y;
+                u.data_rows[y] |= data << x;
+                u.data_columns[x] |= data << y;
+            }
+        }
+        Ok(u)
+    }
+
+    /// Rows and columns with mask `index` applied and its format information drawn, as the crate's
+    /// `apply_mask` does.
+    fn masked(&self, index: usize) -> (Vec<u128>, Vec<u128>) {
+        let full = (1u128 << self.width) - 1;
+        let row_patterns: Vec<u128> = (0..12)
+            .map(|y| tiled(6, |x| inverts(index, x, y)) & full)
+            .collect();
+        let column_patterns: Vec<u128> = (0..6)
+            .map(|x| tiled(12, |y| inverts(index, x, y)) & full)
+            .collect();
+        let mut rows: Vec<u128> = (0..self.width)
+            .map(|y| self.rows[y] ^ (row_patterns[y % 12] & self.data_rows[y]))
+            .collect();
+        let mut columns: Vec<u128> = (0..self.width)
+            .map(|x| self.columns[x] ^ (column_patterns[x % 6] & self.data_columns[x]))
+            .collect();
+        // The format modules were reserved light; the bits that are set make them dark.
+        let format = FORMAT_M[index];
+        let at = |c: i16| -> usize {
+            let w = self.width as i16;
+            (if c < 0 { c + w } else { c }) as usize
+        };
+        for (i, (main, side)) in FORMAT_MAIN.iter().zip(&FORMAT_SIDE).enumerate() {
+            if format >> (14 - i) & 1 == 1 {
+                for (x, y) in [main, side] {
+                    let (x, y) = (at(*x), at(*y));
+                    rows[y] |= 1 << x;
+                    columns[x] |= 1 << y;
+                }
+            }
+        }
+        (rows, columns)
+    }
+}
+
+/// The penalty of a masked symbol, scored as the qrcode crate scores it: runs of five or more modules
+/// of one colour in a row or column (length − 2 each); 2×2 blocks of one colour (3 each, overlapping
+/// counted); the finder-like run dark-light-dark-dark-dark-light-dark without four light modules on one
+/// side or the other (40 each, modules outside the symbol counting as light; the three real finder
+/// patterns included, a constant); the distance of the dark share from half (`|dark · 200 / all −
+/// 100|`, integer division).
+///
+/// Symbols up to [`MAX_BITS_WIDTH`] modules a side (version 27; an enrolment URI needs about 10) are
+/// masked and scored on rows and columns held as bits ([`Unmasked`], [`score_bits`]): a few word
+/// operations per line for each rule. Larger ones are masked by the crate and scored module by module
+/// ([`penalty_bytes`]). Tests check the two scorings against each other, the bit-wise masking against
+/// the crate's, and the symbols against `QrCode::new`.
+/// The widest symbol whose lines fit in a `u128` with room for the shifts of [`score_bits`].
 const MAX_BITS_WIDTH: usize = 125;
 
-/// [`penalty`] on bits: bit `i` of a line is its module `i`, set when dark.
+/// [`score_bits`] of a symbol given module by module (row by row): bit `i` of a line is its module
+/// `i`, set when dark.
+#[cfg(test)]
 fn penalty_bits(modules: &[Color], width: usize) -> i64 {
     // Filled from the last module to the first, each line shifted by one as a module comes in (a
     // shift by a variable amount costs several instructions on a u128).
@@ -86,9 +235,14 @@ fn penalty_bits(modules: &[Color], width: usize) -> i64 {
             *column = (*column << 1) | dark;
         }
     }
+    score_bits(&rows, &columns, width)
+}
+
+/// The penalty (see [`MAX_BITS_WIDTH`]) of a symbol held as bits, by rows and by columns.
+fn score_bits(rows: &[u128], columns: &[u128], width: usize) -> i64 {
     let full = (1u128 << width) - 1;
     let mut score = 0i64;
-    for line in rows.iter().chain(&columns) {
+    for line in rows.iter().chain(columns) {
         score += line_penalty_bits(*line, full);
     }
     for pair in rows.windows(2) {
@@ -99,7 +253,7 @@ fn penalty_bits(modules: &[Color], width: usize) -> i64 {
             score += 3 * i64::from((down & (down >> 1) & across).count_ones());
         }
     }
-    let all = i64::try_from(modules.len()).unwrap_or(i64::MAX).max(1);
+    let all = i64::try_from(width * width).unwrap_or(i64::MAX).max(1);
     let dark = i64::from(rows.iter().map(|r| r.count_ones()).sum::<u32>());
     score + (dark * 200 / all - 100).abs()
 }
@@ -122,7 +276,7 @@ fn line_penalty_bits(line: u128, full: u128) -> i64 {
     runs + 40 * i64::from((finder & !(before & after)).count_ones())
 }
 
-/// [`penalty`] module by module, for any size.
+/// The penalty (see [`MAX_BITS_WIDTH`]) module by module, for any size.
 fn penalty_bytes(modules: &[Color], width: usize) -> i64 {
     // 1 = dark, row by row, and the same transposed (columns as rows).
     let rows: Vec<u8> = modules
@@ -152,7 +306,7 @@ fn penalty_bytes(modules: &[Color], width: usize) -> i64 {
     score + (dark * 200 / all - 100).abs()
 }
 
-/// The run and finder-like penalties of one row or column (see [`penalty`]).
+/// The run and finder-like penalties of one row or column (see [`penalty_bytes`]).
 fn line_penalty(line: &[u8]) -> i64 {
     const FINDER: [u8; 7] = [1, 0, 1, 1, 1, 0, 1];
     let mut score = 0i64;
@@ -341,6 +495,50 @@ mod tests {
             versions.last().is_some_and(|w| *w > super::MAX_BITS_WIDTH),
             "{versions:?}"
         );
+    }
+
+    /// The masks applied on bits give the crate's masked symbols (with their format information), module
+    /// by module, for every mask and symbols of many sizes.
+    #[test]
+    fn masks_on_bits_are_the_crates() {
+        use qrcode::EcLevel;
+        use qrcode::canvas::Canvas;
+        let mut widths = std::collections::BTreeSet::new();
+        for len in (1..1200).step_by(23) {
+            let text: String = (0..len)
+                .map(|i| char::from(b'a' + u8::try_from(i * 7 % 26).unwrap()))
+                .collect();
+            let bits = qrcode::bits::encode_auto(text.as_bytes(), EcLevel::M).unwrap();
+            let version = bits.version();
+            let (data, ec) =
+                qrcode::ec::construct_codewords(&bits.into_bytes(), version, EcLevel::M).unwrap();
+            let mut canvas = Canvas::new(version, EcLevel::M);
+            canvas.draw_all_functional_patterns();
+            canvas.draw_data(&data, &ec);
+            let width = usize::try_from(version.width()).unwrap();
+            if width > super::MAX_BITS_WIDTH {
+                continue;
+            }
+            widths.insert(width);
+            let unmasked = super::Unmasked::of(&canvas, width).unwrap();
+            for (index, mask) in super::MASKS.into_iter().enumerate() {
+                let mut crates = canvas.clone();
+                crates.apply_mask(mask);
+                let colors = crates.into_colors();
+                let (rows, columns) = unmasked.masked(index);
+                for y in 0..width {
+                    for x in 0..width {
+                        let dark = colors[y * width + x] == Color::Dark;
+                        let at = format!("width {width}, mask {index}, ({x}, {y})");
+                        assert_eq!(rows[y] >> x & 1 == 1, dark, "{at}");
+                        assert_eq!(columns[x] >> y & 1 == 1, dark, "{at}");
+                    }
+                }
+            }
+        }
+        // Small and large symbols, up to the widest masked on bits.
+        assert!(widths.len() > 20, "{widths:?}");
+        assert!(widths.last() == Some(&super::MAX_BITS_WIDTH), "{widths:?}");
     }
 
     /// The two ways of scoring agree, on random grids of every symbol width the bit-wise one takes and
