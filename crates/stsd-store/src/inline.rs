@@ -7,8 +7,8 @@
 //! of the work (issue 20, bench/README.md "sixth round"). The reads on that path (`Store::access_key`,
 //! `Store::access_key_and_mfa_device` and `Store::mfa_device`: one row through primary keys), and the
 //! user lookups that IAM calls make first (`Store::user_by_name`, `Store::user_by_id`: one row through
-//! a unique index), therefore run here, on a few read-only rusqlite connections to the same file, on the caller's thread and
-//! without an await.
+//! a unique index), therefore run here, on a few read-only rusqlite connections to the same file, on
+//! the caller's thread and without an await.
 //!
 //! Why this is safe to do on an async worker: with WAL, readers never wait for the writer (SQLite's
 //! only reader waits are a WAL recovery after a crash and a checkpoint that truncates the WAL, both
