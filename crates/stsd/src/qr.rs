@@ -208,6 +208,8 @@ impl Unmasked {
     }
 }
 
+/// The widest symbol whose lines fit in a `u128` with room for the shifts of [`score_bits`].
+///
 /// The penalty of a masked symbol, scored as the qrcode crate scores it: runs of five or more modules
 /// of one colour in a row or column (length − 2 each); 2×2 blocks of one colour (3 each, overlapping
 /// counted); the finder-like run dark-light-dark-dark-dark-light-dark without four light modules on one
@@ -215,12 +217,11 @@ impl Unmasked {
 /// patterns included, a constant); the distance of the dark share from half (`|dark · 200 / all −
 /// 100|`, integer division).
 ///
-/// Symbols up to [`MAX_BITS_WIDTH`] modules a side (version 27; an enrolment URI needs about 10) are
+/// Symbols up to this many modules a side (version 27; an enrolment URI needs about 10) are
 /// masked and scored on rows and columns held as bits ([`Unmasked`], [`score_bits`]): a few word
 /// operations per line for each rule. Larger ones are masked by the crate and scored module by module
 /// ([`penalty_bytes`]). Tests check the two scorings against each other, the bit-wise masking against
 /// the crate's, and the symbols against `QrCode::new`.
-/// The widest symbol whose lines fit in a `u128` with room for the shifts of [`score_bits`].
 const MAX_BITS_WIDTH: usize = 125;
 
 /// [`score_bits`] of a symbol given module by module (row by row): bit `i` of a line is its module
@@ -256,9 +257,14 @@ fn score_bits(rows: &[u128], columns: &[u128], width: usize) -> i64 {
             score += 3 * i64::from((down & (down >> 1) & across).count_ones());
         }
     }
-    let all = i64::try_from(width * width).unwrap_or(i64::MAX).max(1);
     let dark = i64::from(rows.iter().map(|r| r.count_ones()).sum::<u32>());
-    score + (dark * 200 / all - 100).abs()
+    score + balance_penalty(dark, width * width)
+}
+
+/// The penalty for the dark share's distance from half: `|dark · 200 / all − 100|`, integer division.
+fn balance_penalty(dark: i64, all: usize) -> i64 {
+    let all = i64::try_from(all).unwrap_or(i64::MAX).max(1);
+    (dark * 200 / all - 100).abs()
 }
 
 /// The run and finder-like penalties of one row or column held as bits (`full`: a bit per module).
@@ -304,9 +310,8 @@ fn penalty_bytes(modules: &[Color], width: usize) -> i64 {
             }
         }
     }
-    let all = i64::try_from(rows.len()).unwrap_or(i64::MAX).max(1);
     let dark = i64::try_from(rows.iter().filter(|m| **m == 1).count()).unwrap_or(i64::MAX);
-    score + (dark * 200 / all - 100).abs()
+    score + balance_penalty(dark, rows.len())
 }
 
 /// The run and finder-like penalties of one row or column (see [`penalty_bytes`]).
