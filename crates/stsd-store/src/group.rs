@@ -40,6 +40,7 @@
 
 use crate::Result;
 use crate::migrations::Dialect;
+use sqlx::pool::PoolConnection;
 use sqlx::{AnyConnection, AnyPool, Connection};
 use std::any::Any;
 use std::future::Future;
@@ -273,11 +274,64 @@ where
 }
 
 /// Runs a queued job in a transaction of its own (a batch of one, or again after a failed batch).
-async fn run_alone(pool: &AnyPool, run: &JobFn) -> Result<Output> {
-    let mut tx = pool.begin().await?;
-    let v = run(&mut tx).await?;
-    tx.commit().await?;
-    Ok(v)
+async fn run_alone(conn: &mut WriterConn, run: &JobFn) -> Result<Output> {
+    let out = async {
+        let mut tx = conn.get().await?.begin().await?;
+        let v = run(&mut tx).await?;
+        tx.commit().await?;
+        Ok(v)
+    }
+    .await;
+    conn.release(out.is_ok());
+    out
+}
+
+/// The writer's connection. On SQLite (a file: a pool of more than one connection) the writer keeps
+/// one connection from batch to batch while the pool is open: SQLite empties a connection's page cache whenever another connection has committed
+/// since its last read, so a writer that took whichever pooled connection was idle (the pool hands
+/// them out in turn) read every page of each batch again, from the WAL, and prepared each merged
+/// statement once per connection. On PostgreSQL each statement takes a pooled connection and gives it
+/// back (there a broken connection must not outlive its error).
+struct WriterConn {
+    pool: AnyPool,
+    held: Option<PoolConnection<sqlx::Any>>,
+    /// Keep the connection after a success (SQLite, until the pool closes).
+    keep: bool,
+}
+
+impl WriterConn {
+    fn new(pool: AnyPool, keep: bool) -> WriterConn {
+        WriterConn {
+            pool,
+            held: None,
+            keep,
+        }
+    }
+
+    /// The held connection, or one from the pool.
+    async fn get(&mut self) -> Result<&mut AnyConnection> {
+        let c = match self.held.take() {
+            Some(c) => c,
+            None => self.pool.acquire().await?,
+        };
+        Ok(&mut **self.held.insert(c))
+    }
+
+    /// After a statement or a transaction: the connection goes back to the pool unless it is kept, what
+    /// ran on it succeeded and it holds no transaction (after an error it may hold one to roll back, or
+    /// be broken; the pool's release check deals with both).
+    fn release(&mut self, ok: bool) {
+        let clean = self.held.as_deref().is_some_and(|c| !c.is_in_transaction());
+        if !(self.keep && ok && clean) {
+            self.held = None;
+        }
+    }
+
+    /// The pool is closing: give the connection back now (the close waits for it) and keep none.
+    fn stop_keeping(&mut self) {
+        self.keep = false;
+        self.held = None;
+    }
 }
 
 async fn writer(pool: AnyPool, dialect: Dialect, rx: mpsc::Receiver<Job>) {
@@ -296,22 +350,39 @@ fn reply(batch: &mut Vec<Job>, results: Vec<Result<Output>>) {
 }
 
 async fn writer_sqlite(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+    let closed = pool.close_event();
+    tokio::pin!(closed);
+    // A pool of one connection (an in-memory database) must not lose it to the writer.
+    let keep = pool.options().get_max_connections() > 1;
+    let mut conn = WriterConn::new(pool, keep);
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    loop {
+        let received = tokio::select! {
+            biased;
+            () = &mut closed, if conn.keep => {
+                conn.stop_keeping();
+                continue;
+            }
+            n = rx.recv_many(&mut batch, MAX_BATCH) => n,
+        };
+        if received == 0 {
+            break;
+        }
         let results = if batch.iter().all(|j| j.step.is_some()) {
             // Only step acceptances (a burst of sign-ins): each run of distinct devices is one statement
             // that commits by itself, one round trip to the connection instead of three (see the module).
-            accept_batch(&pool, Dialect::Sqlite, &batch).await
+            accept_batch(&mut conn, Dialect::Sqlite, &batch).await
         } else if let [only] = batch.as_slice() {
-            vec![run_alone(&pool, &only.run).await]
+            vec![run_alone(&mut conn, &only.run).await]
         } else {
-            match commit_batch(&pool, &batch).await {
+            let committed = commit_batch(&mut conn, &batch).await;
+            match committed {
                 Ok(results) => results,
                 Err(e) => {
                     tracing::warn!(error = %e, jobs = batch.len(), "write batch failed; running its jobs one by one");
                     let mut results = Vec::with_capacity(batch.len());
                     for job in &batch {
-                        results.push(run_alone(&pool, &job.run).await);
+                        results.push(run_alone(&mut conn, &job.run).await);
                     }
                     results
                 }
@@ -322,9 +393,10 @@ async fn writer_sqlite(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
 }
 
 async fn writer_postgres(pool: AnyPool, mut rx: mpsc::Receiver<Job>) {
+    let mut conn = WriterConn::new(pool, false);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let results = accept_batch(&pool, Dialect::Postgres, &batch).await;
+        let results = accept_batch(&mut conn, Dialect::Postgres, &batch).await;
         reply(&mut batch, results);
     }
 }
@@ -347,18 +419,20 @@ fn distinct_acceptances<'a>(batch: &'a [Job], next: &mut usize) -> Vec<&'a StepA
 /// other job): each run of consecutive distinct devices as one statement that commits by itself. A run
 /// that fails is retried one by one, unless the database is unavailable: then each of its acceptances
 /// gets that answer at once.
-async fn accept_batch(pool: &AnyPool, dialect: Dialect, batch: &[Job]) -> Vec<Result<Output>> {
+async fn accept_batch(
+    conn: &mut WriterConn,
+    dialect: Dialect,
+    batch: &[Job],
+) -> Vec<Result<Output>> {
     let mut results = Vec::with_capacity(batch.len());
     let mut next = 0;
     while next < batch.len() {
         let start = next;
         let asks = distinct_acceptances(batch, &mut next);
         if asks.len() > 1 {
-            let merged = async {
-                let mut c = pool.acquire().await?;
-                accept_steps(&mut c, dialect, &asks).await
-            };
-            match merged.await {
+            let merged = async { accept_steps(conn.get().await?, dialect, &asks).await }.await;
+            conn.release(merged.is_ok());
+            match merged {
                 Ok(accepted) => {
                     results.extend(accepted.into_iter().map(|a| Ok(Box::new(a) as Output)));
                     continue;
@@ -385,8 +459,8 @@ async fn accept_batch(pool: &AnyPool, dialect: Dialect, batch: &[Job]) -> Vec<Re
         next = start + jobs.len();
         for job in jobs {
             results.push(match job.step {
-                Some(_) => run_autocommit(pool, &job.run).await,
-                None => run_alone(pool, &job.run).await,
+                Some(_) => run_autocommit(conn, &job.run).await,
+                None => run_alone(conn, &job.run).await,
             });
         }
     }
@@ -394,13 +468,21 @@ async fn accept_batch(pool: &AnyPool, dialect: Dialect, batch: &[Job]) -> Vec<Re
 }
 
 /// Runs a queued job of a single statement on a pooled connection, outside a transaction.
-async fn run_autocommit(pool: &AnyPool, run: &JobFn) -> Result<Output> {
-    let mut c = pool.acquire().await?;
-    run(&mut c).await
+async fn run_autocommit(conn: &mut WriterConn, run: &JobFn) -> Result<Output> {
+    let out = async { run(conn.get().await?).await }.await;
+    conn.release(out.is_ok());
+    out
 }
 
-async fn commit_batch(pool: &AnyPool, batch: &[Job]) -> Result<Vec<Result<Output>>> {
-    let mut tx = pool.begin().await?;
+/// Runs a mixed batch in one transaction on the writer's connection (see the module).
+async fn commit_batch(conn: &mut WriterConn, batch: &[Job]) -> Result<Vec<Result<Output>>> {
+    let out = commit_batch_on(conn.get().await?, batch).await;
+    conn.release(out.is_ok());
+    out
+}
+
+async fn commit_batch_on(c: &mut AnyConnection, batch: &[Job]) -> Result<Vec<Result<Output>>> {
+    let mut tx = c.begin().await?;
     let mut results = Vec::with_capacity(batch.len());
     let mut next = 0;
     while let Some(job) = batch.get(next) {
@@ -764,6 +846,70 @@ mod tests {
         for r in got {
             let e = r.unwrap_err().to_string();
             assert!(e.contains("no such table"), "{e}");
+        }
+    }
+
+    /// On a SQLite file the writer keeps one connection from batch to batch (see `WriterConn`), the rest
+    /// of the pool stays usable meanwhile, and closing the pool does not wait for the writer forever: it
+    /// gives its connection back.
+    #[tokio::test]
+    async fn the_writer_keeps_one_connection_and_gives_it_back_when_the_pool_closes() {
+        sqlx::any::install_default_drivers();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let path = std::env::temp_dir().join(format!(
+            "stsd-group-writer-{}-{nanos}.db",
+            std::process::id()
+        ));
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(3)
+            .connect(&format!("sqlite://{}?mode=rwc", path.display()))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "PRAGMA journal_mode = WAL; \
+             CREATE TABLE mfa_devices (serial_number TEXT PRIMARY KEY, owner TEXT, last_step BIGINT, \
+             failed_count BIGINT, first_failed_at BIGINT, locked_until BIGINT, drift_steps BIGINT, seed_enc BLOB); \
+             INSERT INTO mfa_devices VALUES ('a', 'u', 5, 0, NULL, NULL, 0, x'00')",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        let w = Arc::new(GroupWriter::start(pool.clone(), Dialect::Sqlite));
+        for step in 6..10 {
+            assert!(accept(&w, "a", step).await.unwrap().unwrap(), "step {step}");
+        }
+        // Another connection of the pool reads what the writer committed, and the writer still holds one.
+        let last: i64 =
+            sqlx::query_scalar("SELECT last_step FROM mfa_devices WHERE serial_number = 'a'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!(last, 9);
+        // A connection goes back to the pool a moment after its query answered: wait for the reader's.
+        let open = pool.size() as usize;
+        for _ in 0..100 {
+            if pool.num_idle() + 1 >= open {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert_eq!(
+            pool.num_idle() + 1,
+            open,
+            "the writer does not hold exactly one connection"
+        );
+        tokio::time::timeout(std::time::Duration::from_secs(10), pool.close())
+            .await
+            .expect("closing the pool waited for the writer's connection");
+        // After the close, acceptances get an error that says the database is unavailable.
+        let after = accept(&w, "a", 10).await.unwrap();
+        assert!(matches!(&after, Err(e) if e.is_unavailable()), "{after:?}");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
     }
 }
