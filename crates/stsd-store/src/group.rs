@@ -141,7 +141,7 @@ async fn accept_steps(
 }
 
 /// Appends `s` to `out` as a JSON string.
-fn json_string(out: &mut String, s: &str) {
+pub(crate) fn json_string(out: &mut String, s: &str) {
     use std::fmt::Write as _;
     out.push('"');
     for ch in s.chars() {

@@ -1,6 +1,7 @@
 //! Users, access keys and MFA devices.
 
 use crate::inline::Cols;
+use crate::migrations::Dialect;
 use crate::{KeyStatus, Result, Store, StoreError, User, is_unique_violation};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -130,6 +131,30 @@ fn key_from_row(row: &AnyRow) -> Result<KeyMeta> {
 const USER_COLS: &str = "user_id, name, path, created_at, sessions_not_before";
 const KEY_COLS: &str =
     "access_key_id, user_id, status, created_at, last_used_at, last_used_region, last_used_service";
+/// Keys per statement of [`Store::record_last_used`].
+const LAST_USED_CHUNK: usize = 500;
+
+/// `[[key id, time, region, service], …]` as JSON, the rows of [`Store::record_last_used`]'s statement.
+fn last_used_rows(entries: &[&(String, i64, String, String)]) -> String {
+    use std::fmt::Write as _;
+    let mut rows = String::with_capacity(entries.len() * 64 + 2);
+    rows.push('[');
+    for (i, (id, at, region, service)) in entries.iter().map(|e| &**e).enumerate() {
+        if i > 0 {
+            rows.push(',');
+        }
+        rows.push('[');
+        crate::group::json_string(&mut rows, id);
+        let _ = write!(rows, ",{at},");
+        crate::group::json_string(&mut rows, region);
+        rows.push(',');
+        crate::group::json_string(&mut rows, service);
+        rows.push(']');
+    }
+    rows.push(']');
+    rows
+}
+
 const DEVICE_COLS: &str = "serial_number, kind, name, path, seed_enc, created_at, created_by, owner, enabled_at, last_step, drift_steps, failed_count, locked_until";
 
 impl Store {
@@ -370,7 +395,11 @@ impl Store {
         Ok(true)
     }
 
-    /// Records last-use information for many keys at once (batched by the server).
+    /// Records last-use information for many keys at once (batched by the server): one statement per
+    /// [`LAST_USED_CHUNK`] keys, each keeping a key's later time. On SQLite this goes through the
+    /// writer (see `group`) like the other frequent writes: a transaction of its own on another pooled
+    /// connection held SQLite's write lock for one round trip per key, and every commit of the writer
+    /// (MFA acceptances among them) waited behind it in SQLite's busy handler, which sleeps.
     ///
     /// # Errors
     /// Database errors.
@@ -378,22 +407,51 @@ impl Store {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for (id, at, region, service) in entries {
-            sqlx::query(
-                "UPDATE access_keys SET last_used_at = $1, last_used_region = $2, last_used_service = $3 \
-                 WHERE access_key_id = $4 AND (last_used_at IS NULL OR last_used_at < $5)",
-            )
-            .bind(*at)
-            .bind(region)
-            .bind(service)
-            .bind(id)
-            .bind(*at)
-            .execute(&mut *tx)
-            .await?;
+        // The server's entries come from a map: one per key. A key listed twice would be updated from
+        // either row, so only its latest time is kept here.
+        let mut latest: std::collections::HashMap<&str, &(String, i64, String, String)> =
+            std::collections::HashMap::with_capacity(entries.len());
+        for e in entries {
+            let slot = latest.entry(e.0.as_str()).or_insert(e);
+            if e.1 > slot.1 {
+                *slot = e;
+            }
         }
-        tx.commit().await?;
-        Ok(())
+        let dialect = self.dialect;
+        let chunks: Vec<String> = latest
+            .into_values()
+            .collect::<Vec<_>>()
+            .chunks(LAST_USED_CHUNK)
+            .map(last_used_rows)
+            .collect();
+        self.write(false, chunks, move |c, chunks| {
+            Box::pin(async move {
+                let statement = match dialect {
+                    Dialect::Sqlite => {
+                        "UPDATE access_keys SET last_used_at = a.value ->> 1, \
+                         last_used_region = a.value ->> 2, last_used_service = a.value ->> 3 \
+                         FROM json_each($1) AS a \
+                         WHERE access_keys.access_key_id = a.value ->> 0 \
+                         AND (last_used_at IS NULL OR last_used_at < a.value ->> 1)"
+                    }
+                    Dialect::Postgres => {
+                        "UPDATE access_keys SET last_used_at = (a.value ->> 1)::bigint, \
+                         last_used_region = a.value ->> 2, last_used_service = a.value ->> 3 \
+                         FROM json_array_elements($1::json) AS a \
+                         WHERE access_keys.access_key_id = a.value ->> 0 \
+                         AND (last_used_at IS NULL OR last_used_at < (a.value ->> 1)::bigint)"
+                    }
+                };
+                for rows in chunks {
+                    sqlx::query(statement)
+                        .bind(rows.as_str())
+                        .execute(&mut *c)
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     // ---- MFA devices ----

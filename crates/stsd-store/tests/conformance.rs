@@ -276,6 +276,37 @@ async fn keys_users_and_limits() {
             Some((50, "us-east-1".into(), "sts".into())),
             "{backend}"
         );
+        // Many keys at once (several statements), unknown ones ignored; a key listed twice keeps its
+        // latest use.
+        let mut many: Vec<(String, i64, String, String)> = (0..1200)
+            .map(|i| {
+                (
+                    format!("AKIAUNKNOWN{i:09}"),
+                    60,
+                    "us-east-1".into(),
+                    "sts".into(),
+                )
+            })
+            .collect();
+        many.push((
+            "AKIAROOT000000000001".into(),
+            70,
+            "ap-south-1".into(),
+            "iam".into(),
+        ));
+        many.push((
+            "AKIAROOT000000000001".into(),
+            65,
+            "eu-west-1".into(),
+            "sts".into(),
+        ));
+        s.record_last_used(&many).await.unwrap();
+        let m = s.key_meta("AKIAROOT000000000001").await.unwrap().unwrap();
+        assert_eq!(
+            m.last_used,
+            Some((70, "ap-south-1".into(), "iam".into())),
+            "{backend}"
+        );
     }
 }
 
