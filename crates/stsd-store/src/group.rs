@@ -1,5 +1,6 @@
-//! Group commit of the frequent small writes on SQLite: MFA step acceptances and the IAM writes that
-//! come in bursts (CreateUser, CreateAccessKey, CreateVirtualMFADevice, EnableMFADevice).
+//! Group commit of the frequent small writes on SQLite: MFA step acceptances, the IAM writes that
+//! come in bursts (CreateUser, CreateAccessKey, CreateVirtualMFADevice, EnableMFADevice) and the access
+//! keys' last use.
 //!
 //! SQLite commits one transaction at a time and each commit waits for an fsync (`synchronous=FULL`),
 //! so concurrent writers used to queue behind one fsync each (and behind SQLite's busy handler, which
