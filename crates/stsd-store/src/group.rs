@@ -288,10 +288,10 @@ async fn run_alone(conn: &mut WriterConn, run: &JobFn) -> Result<Output> {
 }
 
 /// The writer's connection. On SQLite (a file: a pool of more than one connection) the writer keeps
-/// one connection from batch to batch while the pool is open: SQLite empties a connection's page cache whenever another connection has committed
-/// since its last read, so a writer that took whichever pooled connection was idle (the pool hands
-/// them out in turn) read every page of each batch again, from the WAL, and prepared each merged
-/// statement once per connection. On PostgreSQL each statement takes a pooled connection and gives it
+/// one connection from batch to batch while the pool is open: SQLite empties a connection's page cache
+/// whenever another connection has committed since its last read, so a writer that took whichever
+/// pooled connection was idle (the pool hands them out in turn) read every page of each batch again,
+/// from the WAL, and prepared each merged statement once per connection. On PostgreSQL each statement takes a pooled connection and gives it
 /// back (there a broken connection must not outlive its error).
 struct WriterConn {
     pool: AnyPool,
@@ -856,14 +856,7 @@ mod tests {
     #[tokio::test]
     async fn the_writer_keeps_one_connection_and_gives_it_back_when_the_pool_closes() {
         sqlx::any::install_default_drivers();
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos();
-        let path = std::env::temp_dir().join(format!(
-            "stsd-group-writer-{}-{nanos}.db",
-            std::process::id()
-        ));
+        let path = crate::unavailable_tests::temp_db("group-writer");
         let pool = sqlx::any::AnyPoolOptions::new()
             .max_connections(3)
             .connect(&format!("sqlite://{}?mode=rwc", path.display()))
@@ -909,8 +902,6 @@ mod tests {
         // After the close, acceptances get an error that says the database is unavailable.
         let after = accept(&w, "a", 10).await.unwrap();
         assert!(matches!(&after, Err(e) if e.is_unavailable()), "{after:?}");
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        crate::unavailable_tests::remove_db(&path);
     }
 }

@@ -1201,14 +1201,16 @@ mod unavailable_tests {
             .expect("open SQLite")
     }
 
-    fn temp_db(tag: &str) -> std::path::PathBuf {
+    /// A fresh path for a test database in the temporary directory (also used by `group`'s tests).
+    pub(crate) fn temp_db(tag: &str) -> std::path::PathBuf {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
         std::env::temp_dir().join(format!("stsd-{tag}-{}-{nanos}.db", std::process::id()))
     }
 
-    fn remove_db(path: &std::path::Path) {
+    /// Removes a test database and its companion files.
+    pub(crate) fn remove_db(path: &std::path::Path) {
         for suffix in ["", "-wal", "-shm", "-journal"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
         }
