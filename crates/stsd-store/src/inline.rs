@@ -28,17 +28,6 @@ use std::time::Duration;
 const MAX_IDLE: usize = 16;
 /// How long a read waits for SQLite's locks (WAL recovery, a truncating checkpoint) before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(2);
-/// How much of the database file a reader maps (`PRAGMA mmap_size`), in bytes.
-///
-/// SQLite drops a connection's page cache whenever another connection has committed since its last
-/// read, and during a burst of MFA sign-ins the writer commits every millisecond or so: nearly every read
-/// started with an empty cache and fetched its pages with one `pread` each (4.4 per sign-in). Mapped
-/// pages of the database file are used in place instead (1.0–1.6 `pread` per sign-in remain: pages still
-/// in the WAL); bench/README.md, issue 20, tenth round. The mapped pages count in the server's resident
-/// set as file-backed memory (shared with the OS page cache and reclaimable), so the map is bounded. A
-/// disk error on a mapped page stops the process (SIGBUS) instead of failing the read; nothing
-/// acknowledged is lost by that, as by any crash.
-const MMAP_BYTES: i64 = 64 * 1024 * 1024;
 
 /// Read-only connections to one SQLite file, used on the calling thread.
 pub(crate) struct InlineReaders {
@@ -78,7 +67,6 @@ impl InlineReaders {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         c.busy_timeout(BUSY_TIMEOUT)?;
-        c.execute_batch(&format!("PRAGMA mmap_size = {MMAP_BYTES};"))?;
         Ok(c)
     }
 
@@ -230,49 +218,6 @@ mod tests {
         r.close();
         assert_eq!(count(&r), 3);
         assert!(r.idle.lock().expect("lock").is_empty());
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn readers_map_the_file_and_see_rows_written_after_it_grew() {
-        let dir = std::env::temp_dir().join(format!("stsd_inline_mmap_{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("t.db");
-        let _ = std::fs::remove_file(&path);
-        let w = rusqlite::Connection::open(&path).expect("open");
-        w.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v BLOB);")
-            .expect("schema");
-        let r = InlineReaders::for_url(&format!("sqlite://{}?mode=rwc", path.display()))
-            .expect("a file");
-        let read = |r: &InlineReaders| {
-            r.read(|c| {
-                let mapped: i64 = c.query_row("PRAGMA mmap_size", [], |row| row.get(0))?;
-                let (n, bytes): (i64, i64) = c.query_row(
-                    "SELECT count(*), coalesce(sum(length(v)), 0) FROM t",
-                    [],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )?;
-                Ok((mapped, n, bytes))
-            })
-            .expect("read")
-        };
-        // The reader maps the file while it is a few pages long.
-        assert_eq!(read(&r), (super::MMAP_BYTES, 0, 0));
-        let before = std::fs::metadata(&path).expect("size").len();
-        // About 8 MiB of rows, checkpointed into the database file, which grows far past its mapped size.
-        w.execute_batch(
-            "BEGIN; \
-             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
-             INSERT INTO t SELECT randomblob(400) FROM n; \
-             COMMIT; PRAGMA wal_checkpoint(TRUNCATE);",
-        )
-        .expect("rows");
-        assert!(std::fs::metadata(&path).expect("size").len() > before + 4_000_000);
-        assert_eq!(read(&r), (super::MMAP_BYTES, 20_000, 8_000_000));
-        // And a row that is only in the WAL.
-        w.execute("INSERT INTO t VALUES (zeroblob(7))", [])
-            .expect("insert");
-        assert_eq!(read(&r), (super::MMAP_BYTES, 20_001, 8_000_007));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
