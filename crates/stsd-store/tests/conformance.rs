@@ -1700,3 +1700,183 @@ async fn refused_device_enables_leave_the_device_count() {
         );
     }
 }
+
+/// A SQLite database as migration 5 left it, with `rows` run after the schema (with foreign-key
+/// enforcement off, so that a test can leave a dangling reference).
+async fn sqlite_at_migration_5(prefix: &str, rows: &str) -> String {
+    use sqlx::Connection;
+    use stsd_store::migrations::{Dialect, MIGRATIONS};
+    sqlx::any::install_default_drivers();
+    let dir = std::env::temp_dir().join(unique(prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+    let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE stsd_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    for (version, description, sql) in MIGRATIONS.iter().filter(|m| m.0 <= 5) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(Dialect::Sqlite.render(sql)))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO stsd_migrations VALUES ($1, $2, 0)")
+            .bind(*version)
+            .bind(*description)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "PRAGMA foreign_keys = OFF; {rows}"
+    )))
+    .execute(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    url
+}
+
+/// What `sqlite_master` says of a table, and the table's rows as text, read on a connection of its own.
+async fn table_sql_and_rows(url: &str, table: &str) -> (String, Vec<String>) {
+    use sqlx::Connection;
+    let mut c = sqlx::AnyConnection::connect(url).await.unwrap();
+    let sql: String = sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = $1")
+        .bind(table)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    // Every column quoted (blobs in hex), in primary-key order.
+    let cols: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT name FROM pragma_table_info('{table}') ORDER BY cid"
+    )))
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    let quoted: Vec<String> = cols.iter().map(|n| format!("quote({n})")).collect();
+    let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT {} FROM {table} ORDER BY 1",
+        quoted.join(" || ',' || ")
+    )))
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    c.close().await.unwrap();
+    (sql, rows)
+}
+
+const MIGRATION_5_ROWS: &str = "\
+    INSERT INTO users (user_id, name, name_key, path, created_at, key_count, device_count, \
+        sessions_not_before, mfa_required, inline_policy_count, attached_policy_count, group_count) \
+        VALUES ('AIDAALICE', 'Alice', 'alice', '/ops/', 1, 1, 1, 7, 1, 0, 1, 1), \
+               ('AIDABOB', 'bob', 'bob', '/', 2, 0, 0, 0, 0, 0, 0, 0); \
+    INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at, last_used_at, \
+        last_used_region, last_used_service) \
+        VALUES ('AKIAALICE00000000001', 'AIDAALICE', x'0102', 'Active', 3, 4, 'us-east-1', 'sts'), \
+               ('AKIAROOT000000000001', NULL, x'0304', 'Inactive', 5, NULL, NULL, NULL); \
+    INSERT INTO mfa_devices (serial_number, kind, name, path, seed_enc, created_at, created_by, owner, \
+        enabled_at, last_step, drift_steps, failed_count, first_failed_at, locked_until) \
+        VALUES ('arn:aws:iam::123456789012:mfa/alice', 'virtual', 'alice', '/', x'05', 6, 'AIDAALICE', \
+            'AIDAALICE', 7, 8, 1, 2, 9, 10); \
+    INSERT INTO iam_groups (group_id, name, name_key, path, created_at, member_count) \
+        VALUES ('AGPAOPS', 'ops', 'ops', '/', 1, 1); \
+    INSERT INTO group_members (group_id, user_id, added_at) VALUES ('AGPAOPS', 'AIDAALICE', 1);";
+
+/// Migration 6 rebuilds users, access keys and MFA devices as WITHOUT ROWID tables on SQLite: every row
+/// and column comes through, the indexes are back, and foreign keys are enforced afterwards.
+#[tokio::test]
+async fn migration_6_stores_users_keys_and_devices_in_their_primary_keys() {
+    let url = sqlite_at_migration_5("stsd_mig6", MIGRATION_5_ROWS).await;
+    let tables = ["users", "access_keys", "mfa_devices"];
+    let mut before = Vec::new();
+    for t in tables {
+        let (sql, rows) = table_sql_and_rows(&url, t).await;
+        assert!(!sql.contains("WITHOUT ROWID"), "{sql}");
+        before.push(rows);
+    }
+    let (kb, _) = key();
+    let s = open(&url, &kb).await;
+    for (t, rows) in tables.iter().zip(&before) {
+        let (sql, after) = table_sql_and_rows(&url, t).await;
+        assert!(sql.contains("WITHOUT ROWID"), "{t}: {sql}");
+        assert!(
+            sql.starts_with(&format!("CREATE TABLE \"{t}\""))
+                || sql.starts_with(&format!("CREATE TABLE {t}")),
+            "{sql}"
+        );
+        assert_eq!(&after, rows, "{t}: the rows changed");
+        assert!(!rows.is_empty());
+    }
+    let alice = s.user_by_name("ALICE").await.unwrap().unwrap();
+    assert_eq!(
+        (alice.user_id.as_str(), alice.path.as_str()),
+        ("AIDAALICE", "/ops/")
+    );
+    assert_eq!(alice.sessions_not_before, 7);
+    // The secondary indexes were created again.
+    {
+        use sqlx::Connection;
+        let mut c = sqlx::AnyConnection::connect(&url).await.unwrap();
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND name IN \
+             ('users_path', 'access_keys_user', 'mfa_devices_owner') ORDER BY name",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            ["access_keys_user", "mfa_devices_owner", "users_path"]
+        );
+        // The other tables' references resolve to the rebuilt users table (a reference to a table that
+        // does not exist fails every insert), and are enforced.
+        sqlx::query(
+            "INSERT INTO group_members (group_id, user_id, added_at) VALUES ('AGPAOPS', 'AIDABOB', 1)",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let dangling = sqlx::query(
+            "INSERT INTO group_members (group_id, user_id, added_at) VALUES ('AGPAOPS', 'AIDANOBODY', 1)",
+        )
+        .execute(&mut c)
+        .await;
+        assert!(dangling.is_err(), "a dangling member was accepted");
+        let fk: Vec<sqlx::any::AnyRow> = sqlx::query("PRAGMA foreign_key_check")
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        assert!(fk.is_empty());
+    }
+    // A user with keys is deleted only after them, as before (the store's own checks).
+    assert!(s.delete_user("AIDAALICE").await.is_err());
+    assert_eq!(s.migrate().await.unwrap(), 0);
+}
+
+/// A database whose rows break a foreign key (written with enforcement off) is not migrated: the
+/// migration is refused and leaves the tables as they were.
+#[tokio::test]
+async fn migration_6_refuses_a_dangling_reference_and_changes_nothing() {
+    let rows = format!(
+        "{MIGRATION_5_ROWS} INSERT INTO access_keys (access_key_id, user_id, secret_enc, status, created_at) \
+         VALUES ('AKIAORPHAN0000000001', 'AIDAGONE', x'00', 'Active', 1);"
+    );
+    let url = sqlite_at_migration_5("stsd_mig6x", &rows).await;
+    let (_, keys_before) = table_sql_and_rows(&url, "access_keys").await;
+    let (kb, _) = key();
+    let opened = Store::open_url(
+        &url,
+        SealingKey::from_bytes(&kb).unwrap(),
+        &OpenOptions::default(),
+    )
+    .await;
+    let err = opened.err().expect("the migration was refused").to_string();
+    assert!(err.contains("dangling foreign key"), "{err}");
+    for t in ["users", "access_keys", "mfa_devices"] {
+        let (sql, _) = table_sql_and_rows(&url, t).await;
+        assert!(!sql.contains("WITHOUT ROWID"), "{t} was rebuilt: {sql}");
+    }
+    assert_eq!(table_sql_and_rows(&url, "access_keys").await.1, keys_before);
+}
