@@ -1872,7 +1872,7 @@ async fn migration_6_refuses_a_dangling_reference_and_changes_nothing() {
         &OpenOptions::default(),
     )
     .await;
-    let err = opened.expect_err("the migration was refused").to_string();
+    let err = opened.err().expect("the migration was refused").to_string();
     assert!(err.contains("dangling foreign key"), "{err}");
     for t in ["users", "access_keys", "mfa_devices"] {
         let (sql, _) = table_sql_and_rows(&url, t).await;
