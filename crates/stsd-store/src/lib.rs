@@ -476,27 +476,7 @@ impl Store {
         .await?;
         let mut ran = 0;
         for (version, description, sql) in MIGRATIONS {
-            let applied: Option<i64> =
-                sqlx::query_scalar("SELECT version FROM stsd_migrations WHERE version = $1")
-                    .bind(*version)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if applied.is_some() {
-                continue;
-            }
-            let rebuild = migrations::SQLITE_REBUILDS.contains(version);
-            let mut conn = self.pool.acquire().await?;
-            let fk_off = rebuild && self.dialect == Dialect::Sqlite;
-            if fk_off {
-                // Outside the transaction: SQLite ignores this pragma inside one. The connection is closed
-                // afterwards instead of given back, so none is ever pooled with enforcement off.
-                conn.close_on_drop();
-                sqlx::raw_sql("PRAGMA foreign_keys = OFF")
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            // Again inside the transaction: another node may have applied it meanwhile.
+            let mut tx = self.pool.begin().await?;
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM stsd_migrations WHERE version = $1")
                     .bind(*version)
@@ -505,23 +485,9 @@ impl Store {
             if done.is_some() {
                 continue;
             }
-            if !rebuild || self.dialect == Dialect::Sqlite {
-                sqlx::raw_sql(AssertSqlSafe(self.dialect.render(sql)))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            if fk_off {
-                let broken: Vec<sqlx::any::AnyRow> = sqlx::query("PRAGMA foreign_key_check")
-                    .fetch_all(&mut *tx)
-                    .await?;
-                if !broken.is_empty() {
-                    return Err(sqlx::Error::Protocol(format!(
-                        "migration {version} would leave {} rows with a dangling foreign key",
-                        broken.len()
-                    ))
-                    .into());
-                }
-            }
+            sqlx::raw_sql(AssertSqlSafe(self.dialect.render(sql)))
+                .execute(&mut *tx)
+                .await?;
             let inserted = sqlx::query(
                 "INSERT INTO stsd_migrations (version, description, applied_at) VALUES ($1, $2, $3)",
             )

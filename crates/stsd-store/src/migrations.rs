@@ -1,6 +1,5 @@
 //! Schema migrations, one list for both backends. `{BLOB}` is replaced by each dialect's binary type and `{SELF_SERVICE_ARN}` by [`SELF_SERVICE_ARN`]; every
-//! other construct is portable SQL (no SQLite-only or PostgreSQL-only features), except in the
-//! migrations listed in [`SQLITE_REBUILDS`], which only SQLite runs.
+//! other construct is portable SQL (no SQLite-only or PostgreSQL-only features).
 
 /// `(version, description, SQL)`; applied in order, each in its own transaction, recorded in
 /// `stsd_migrations`. Never edit a released migration: add a new one.
@@ -185,90 +184,7 @@ CREATE TABLE account_password_policy (
 );
 "#,
     ),
-    (
-        6,
-        "SQLite: users, access keys and MFA devices stored in their primary keys (WITHOUT ROWID)",
-        // A sign-in reads a key, its user and a device by primary key, and SQLite reads those pages
-        // afresh whenever another connection has committed since (bench/README.md, tenth and eleventh
-        // rounds). A rowid table with a TEXT primary key costs two B-tree descents per row (the key's
-        // index, then the table); a WITHOUT ROWID table one. Rebuilt as SQLite documents
-        // (lang_altertable.html, "other kinds of table schema changes"): new table, copy, drop, rename,
-        // indexes again; see `SQLITE_REBUILDS` for how it runs.
-        r#"
-CREATE TABLE users_rebuilt (
-    user_id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    name_key TEXT NOT NULL UNIQUE,
-    path TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    key_count BIGINT NOT NULL DEFAULT 0,
-    device_count BIGINT NOT NULL DEFAULT 0,
-    sessions_not_before BIGINT NOT NULL DEFAULT 0,
-    mfa_required BIGINT NOT NULL DEFAULT 0,
-    inline_policy_count BIGINT NOT NULL DEFAULT 0,
-    attached_policy_count BIGINT NOT NULL DEFAULT 0,
-    group_count BIGINT NOT NULL DEFAULT 0
-) WITHOUT ROWID;
-INSERT INTO users_rebuilt (user_id, name, name_key, path, created_at, key_count, device_count,
-        sessions_not_before, mfa_required, inline_policy_count, attached_policy_count, group_count)
-    SELECT user_id, name, name_key, path, created_at, key_count, device_count,
-        sessions_not_before, mfa_required, inline_policy_count, attached_policy_count, group_count
-    FROM users;
-DROP TABLE users;
-ALTER TABLE users_rebuilt RENAME TO users;
-CREATE INDEX users_path ON users (path);
-CREATE TABLE access_keys_rebuilt (
-    access_key_id TEXT PRIMARY KEY,
-    user_id TEXT REFERENCES users (user_id),
-    secret_enc BLOB NOT NULL,
-    status TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    last_used_at BIGINT,
-    last_used_region TEXT,
-    last_used_service TEXT
-) WITHOUT ROWID;
-INSERT INTO access_keys_rebuilt (access_key_id, user_id, secret_enc, status, created_at,
-        last_used_at, last_used_region, last_used_service)
-    SELECT access_key_id, user_id, secret_enc, status, created_at,
-        last_used_at, last_used_region, last_used_service
-    FROM access_keys;
-DROP TABLE access_keys;
-ALTER TABLE access_keys_rebuilt RENAME TO access_keys;
-CREATE INDEX access_keys_user ON access_keys (user_id);
-CREATE TABLE mfa_devices_rebuilt (
-    serial_number TEXT PRIMARY KEY,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    path TEXT NOT NULL,
-    seed_enc BLOB NOT NULL,
-    created_at BIGINT NOT NULL,
-    created_by TEXT,
-    owner TEXT,
-    enabled_at BIGINT,
-    last_step BIGINT,
-    drift_steps BIGINT NOT NULL DEFAULT 0,
-    failed_count BIGINT NOT NULL DEFAULT 0,
-    first_failed_at BIGINT,
-    locked_until BIGINT
-) WITHOUT ROWID;
-INSERT INTO mfa_devices_rebuilt (serial_number, kind, name, path, seed_enc, created_at, created_by,
-        owner, enabled_at, last_step, drift_steps, failed_count, first_failed_at, locked_until)
-    SELECT serial_number, kind, name, path, seed_enc, created_at, created_by,
-        owner, enabled_at, last_step, drift_steps, failed_count, first_failed_at, locked_until
-    FROM mfa_devices;
-DROP TABLE mfa_devices;
-ALTER TABLE mfa_devices_rebuilt RENAME TO mfa_devices;
-CREATE INDEX mfa_devices_owner ON mfa_devices (owner);
-"#,
-    ),
 ];
-
-/// Migrations that rebuild SQLite tables. PostgreSQL records them without running anything (its tables
-/// need no rebuild). SQLite runs each on a connection of its own with foreign-key enforcement off
-/// (dropping a table that others reference would otherwise fail), checks every foreign key
-/// (`PRAGMA foreign_key_check`) before the commit, refusing the migration if one dangles, and closes
-/// that connection afterwards.
-pub const SQLITE_REBUILDS: &[i64] = &[6];
 
 /// The built-in managed policy that keeps the self-service rights users had before policies existed
 /// (manage their own access keys and MFA devices). Migration 3 attaches it to every existing user.
