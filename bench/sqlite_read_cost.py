@@ -6,7 +6,8 @@ connection. SQLite drops that connection's page cache whenever another connectio
 burst of sign-ins (the writer commits about every millisecond) nearly every read is "cold". This script
 builds the three tables as migrations.rs does (N users, keys and devices), commits an UPDATE of a random
 device on a second connection before each read, and times the read cold (right after that commit) and warm
-(the same read again), for rowid tables and for WITHOUT ROWID tables. Python's own overhead is in both
+(the same read again: the same rows, which a sign-in never reads twice, so this is a lower bound
+that no cache could reach; bench/README.md, eleventh round), for rowid tables and for WITHOUT ROWID tables. Python's own overhead is in both
 figures; compare differences. Usage: python3 bench/sqlite_read_cost.py [N]  (default 2000; writes /tmp/wr).
 """
 import sqlite3, os, random, time, sys
