@@ -291,8 +291,8 @@ async fn run_alone(conn: &mut WriterConn, run: &JobFn) -> Result<Output> {
 /// one connection from batch to batch while the pool is open: SQLite empties a connection's page cache
 /// whenever another connection has committed since its last read, so a writer that took whichever
 /// pooled connection was idle (the pool hands them out in turn) read every page of each batch again,
-/// from the WAL, and prepared each merged statement once per connection. On PostgreSQL each statement takes a pooled connection and gives it
-/// back (there a broken connection must not outlive its error).
+/// from the WAL, and prepared each merged statement once per connection. On PostgreSQL each statement
+/// takes a pooled connection and gives it back (there a broken connection must not outlive its error).
 struct WriterConn {
     pool: AnyPool,
     held: Option<PoolConnection<sqlx::Any>>,
