@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use http::HeaderName;
 
-use crate::encoding::{form_decode, key_is, raw_pairs};
+use crate::encoding::{form_decode, key_is, raw_pairs, split_ascii};
 use crate::key::{ALGORITHM, Signature, TERMINATOR};
 use crate::{
     Auth, AuthKind, Request, SigError, X_AMZ_ALGORITHM, X_AMZ_CREDENTIAL, X_AMZ_DATE,
@@ -87,7 +87,7 @@ fn parse_header(req: &Request<'_>, raw: &[u8]) -> Result<Auth, SigError> {
     let mut credential: Option<Cow<'_, str>> = None;
     let mut signed_headers: Option<Cow<'_, str>> = None;
     let mut signature: Option<Cow<'_, str>> = None;
-    for element in rest.split(',') {
+    for element in split_ascii(rest, b',') {
         let element = without_whitespace(element);
         if element.is_empty() {
             continue;
@@ -95,7 +95,7 @@ fn parse_header(req: &Request<'_>, raw: &[u8]) -> Result<Auth, SigError> {
         let Some(eq) = element.bytes().position(|b| b == b'=') else {
             return Err(SigError::MalformedAuthPair {
                 pair: element.into_owned(),
-                authorization: header.into_owned(),
+                authorization: (*header).to_owned(),
             });
         };
         let slot = match &element[..eq] {
@@ -202,8 +202,7 @@ fn build(
             value: date.to_owned(),
         });
     };
-    let signed_headers: Vec<String> = signed_headers
-        .split(';')
+    let signed_headers: Vec<String> = split_ascii(signed_headers, b';')
         .map(str::to_ascii_lowercase)
         .collect();
     if !signed_headers.iter().any(|h| h == "host") {
@@ -214,7 +213,7 @@ fn build(
             algorithm: algorithm.to_owned(),
         });
     }
-    let mut parts = credential.trim_end_matches('/').split('/');
+    let mut parts = split_ascii(credential.trim_end_matches('/'), b'/');
     let (
         Some(access_key_id),
         Some(scope_date),
