@@ -10,7 +10,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::encoding::canonical_query;
+use crate::encoding::{canonical_query, split_ascii};
 
 /// Where canonical header values come from.
 pub(crate) trait HeaderSource {
@@ -84,8 +84,9 @@ pub(crate) struct CanonicalInput<'a, H: HeaderSource + ?Sized> {
     /// Drop `X-Amz-Signature` from the canonical query (presigned requests).
     pub skip_signature_param: bool,
     pub headers: &'a H,
-    /// Lowercase signed header names, in the order they are listed.
-    pub signed_headers: &'a [String],
+    /// Lowercase signed header names, `;`-separated in the order they are listed (as the canonical
+    /// request's signed-headers line).
+    pub signed_headers: &'a str,
     /// The payload hash as it appears in the canonical request (hex SHA-256 or a literal such as
     /// `UNSIGNED-PAYLOAD`).
     pub payload_hash: &'a [u8],
@@ -106,7 +107,11 @@ pub(crate) fn write_canonical_request<H: HeaderSource + ?Sized>(
     sink(b"\n");
     canonical_query(input.query, input.skip_signature_param, &mut sink);
     sink(b"\n");
-    for name in input.signed_headers {
+    let names = (!input.signed_headers.is_empty())
+        .then(|| split_ascii(input.signed_headers, b';'))
+        .into_iter()
+        .flatten();
+    for name in names {
         sink(name.as_bytes());
         sink(b":");
         let mut first = true;
@@ -120,12 +125,7 @@ pub(crate) fn write_canonical_request<H: HeaderSource + ?Sized>(
         sink(b"\n");
     }
     sink(b"\n");
-    for (i, name) in input.signed_headers.iter().enumerate() {
-        if i > 0 {
-            sink(b";");
-        }
-        sink(name.as_bytes());
-    }
+    sink(input.signed_headers.as_bytes());
     sink(b"\n");
     sink(input.payload_hash);
 }
@@ -180,12 +180,7 @@ mod tests {
             ("My-Header", "  a   b  "),
             ("my-header", "c"),
         ];
-        let signed = [
-            "content-type".to_owned(),
-            "host".to_owned(),
-            "my-header".to_owned(),
-            "x-amz-date".to_owned(),
-        ];
+        let signed = "content-type;host;my-header;x-amz-date";
         let payload = payload_hash(b"");
         let input = CanonicalInput {
             method: "GET",
@@ -193,7 +188,7 @@ mod tests {
             query: "Version=2010-05-08&Action=ListUsers",
             skip_signature_param: false,
             headers,
-            signed_headers: &signed,
+            signed_headers: signed,
             payload_hash: &payload,
         };
         let mut text = Vec::new();

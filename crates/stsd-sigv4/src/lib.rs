@@ -97,25 +97,26 @@ pub enum AuthKind {
 
 /// Parsed, not yet verified, authentication data.
 ///
+/// The credential scope and the signed-header list are kept as one string each, read through
+/// [`Auth::access_key_id`], [`Auth::scope_date`], [`Auth::region`], [`Auth::service`] and
+/// [`Auth::signed_headers`]: three allocations per request instead of one per part.
+///
 /// `Debug` redacts the signature and the session token. There is no `PartialEq`.
 #[derive(Clone)]
 pub struct Auth {
     /// Header or presigned query.
     pub kind: AuthKind,
-    /// The credential's access key id (first scope element).
-    pub access_key_id: String,
+    /// The credential scope as sent, trailing `/` removed: `KEY/YYYYMMDD/REGION/SERVICE/aws4_request`.
+    credential: String,
+    /// Where the access key id, the scope date, the region and the service end in `credential` (each
+    /// followed by one `/`).
+    ends: [usize; 4],
     /// The request date as sent, `YYYYMMDDTHHMMSSZ`.
-    pub amz_date: String,
+    amz_date: String,
     /// Unix seconds of [`Auth::amz_date`].
     pub timestamp: i64,
-    /// The credential scope's date, `YYYYMMDD` (equal to the first 8 characters of `amz_date`).
-    pub scope_date: String,
-    /// The credential scope's region.
-    pub region: String,
-    /// The credential scope's service.
-    pub service: String,
-    /// Signed header names, lowercase, in the order listed.
-    pub signed_headers: Vec<String>,
+    /// Signed header names, lowercase, `;`-separated in the order listed (never empty).
+    signed_headers: String,
     /// `X-Amz-Security-Token` header (header auth) or query parameter (presigned), decoded.
     pub security_token: Option<String>,
     signature: Signature,
@@ -125,12 +126,12 @@ impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Auth")
             .field("kind", &self.kind)
-            .field("access_key_id", &self.access_key_id)
+            .field("access_key_id", &self.access_key_id())
             .field("amz_date", &self.amz_date)
             .field("timestamp", &self.timestamp)
-            .field("scope_date", &self.scope_date)
-            .field("region", &self.region)
-            .field("service", &self.service)
+            .field("scope_date", &self.scope_date())
+            .field("region", &self.region())
+            .field("service", &self.service())
             .field("signed_headers", &self.signed_headers)
             .field(
                 "security_token",
@@ -162,6 +163,46 @@ pub fn parse(req: &Request<'_>) -> Result<Auth, SigError> {
 }
 
 impl Auth {
+    /// Part `i` of the credential scope (0: key id, 1: date, 2: region, 3: service).
+    fn scope_part(&self, i: usize) -> &str {
+        let start = match i {
+            0 => 0,
+            _ => self.ends.get(i - 1).map_or(0, |e| e + 1),
+        };
+        let end = self.ends.get(i).copied().unwrap_or(start);
+        self.credential.get(start..end).unwrap_or("")
+    }
+
+    /// The credential's access key id (first scope element).
+    pub fn access_key_id(&self) -> &str {
+        self.scope_part(0)
+    }
+
+    /// The credential scope's date, `YYYYMMDD` (equal to the first 8 characters of `amz_date`).
+    pub fn scope_date(&self) -> &str {
+        self.scope_part(1)
+    }
+
+    /// The credential scope's region.
+    pub fn region(&self) -> &str {
+        self.scope_part(2)
+    }
+
+    /// The credential scope's service.
+    pub fn service(&self) -> &str {
+        self.scope_part(3)
+    }
+
+    /// The request date as sent, `YYYYMMDDTHHMMSSZ`.
+    pub fn amz_date(&self) -> &str {
+        &self.amz_date
+    }
+
+    /// Signed header names, lowercase, in the order listed.
+    pub fn signed_headers(&self) -> impl Iterator<Item = &str> {
+        encoding::split_ascii(&self.signed_headers, b';')
+    }
+
     /// Checks the request date against `now_unix` ± 15 minutes (bounds inclusive).
     ///
     /// `X-Amz-Expires` is NOT honoured: STS accepts a presigned request exactly inside this window.
@@ -192,14 +233,15 @@ impl Auth {
     ///
     /// [`SigError::ScopeMismatch`] (`SignatureDoesNotMatch`, 403), naming the region and/or the service.
     pub fn check_scope(&self, service: &str, regions: Option<&[String]>) -> Result<(), SigError> {
-        let region_ok = regions.is_none_or(|r| r.contains(&self.region));
-        let service_ok = self.service == service;
+        let region = self.region();
+        let region_ok = regions.is_none_or(|r| r.iter().any(|x| x == region));
+        let service_ok = self.service() == service;
         if region_ok && service_ok {
             return Ok(());
         }
         Err(SigError::ScopeMismatch {
-            region: (!region_ok).then(|| self.region.clone()),
-            service: (!service_ok).then(|| self.service.clone()),
+            region: (!region_ok).then(|| region.to_owned()),
+            service: (!service_ok).then(|| self.service().to_owned()),
             expected_service: service.to_owned(),
         })
     }
@@ -208,7 +250,7 @@ impl Auth {
 /// Recomputes the signature of `req` with `secret_access_key` and compares it in constant time.
 ///
 /// `auth` must come from [`parse`] of the same request. The canonical request uses exactly
-/// `auth.signed_headers`; a signed header missing from the request is canonicalised with an empty value
+/// `auth.signed_headers()`; a signed header missing from the request is canonicalised with an empty value
 /// (and so normally fails). The payload hash is computed from `req.body`.
 ///
 /// # Errors
@@ -217,9 +259,9 @@ impl Auth {
 pub fn verify(req: &Request<'_>, auth: &Auth, secret_access_key: &[u8]) -> Result<(), SigError> {
     let key = SigningKey::derive(
         secret_access_key,
-        &auth.scope_date,
-        &auth.region,
-        &auth.service,
+        auth.scope_date(),
+        auth.region(),
+        auth.service(),
     );
     verify_with_key(req, auth, key, &payload_hash(req.body))
 }
@@ -237,11 +279,11 @@ pub fn verify_cached(
     cache: &KeyCache,
 ) -> Result<(), SigError> {
     let key = cache.signing_key(
-        &auth.access_key_id,
+        auth.access_key_id(),
         secret_access_key,
-        &auth.scope_date,
-        &auth.region,
-        &auth.service,
+        auth.scope_date(),
+        auth.region(),
+        auth.service(),
     );
     verify_with_key(req, auth, key, &payload_hash(req.body))
 }
@@ -262,11 +304,11 @@ pub fn verify_cached_with_payload_hash(
     payload_hash: &str,
 ) -> Result<(), SigError> {
     let key = cache.signing_key(
-        &auth.access_key_id,
+        auth.access_key_id(),
         secret_access_key,
-        &auth.scope_date,
-        &auth.region,
-        &auth.service,
+        auth.scope_date(),
+        auth.region(),
+        auth.service(),
     );
     verify_with_key(req, auth, key, payload_hash.as_bytes())
 }
@@ -297,9 +339,9 @@ fn verify_with_key(
     update_string_to_sign(
         &mut mac,
         &auth.amz_date,
-        &auth.scope_date,
-        &auth.region,
-        &auth.service,
+        auth.scope_date(),
+        auth.region(),
+        auth.service(),
         &creq_hash,
     );
     let provided = auth

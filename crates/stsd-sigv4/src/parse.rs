@@ -202,10 +202,8 @@ fn build(
             value: date.to_owned(),
         });
     };
-    let signed_headers: Vec<String> = split_ascii(signed_headers, b';')
-        .map(str::to_ascii_lowercase)
-        .collect();
-    if !signed_headers.iter().any(|h| h == "host") {
+    let signed_headers = signed_headers.to_ascii_lowercase();
+    if !split_ascii(&signed_headers, b';').any(|h| h == "host") {
         return Err(SigError::HostNotSigned);
     }
     if algorithm != ALGORITHM {
@@ -213,27 +211,31 @@ fn build(
             algorithm: algorithm.to_owned(),
         });
     }
-    let mut parts = split_ascii(credential.trim_end_matches('/'), b'/');
-    let (
-        Some(access_key_id),
-        Some(scope_date),
-        Some(region),
-        Some(service),
-        Some(terminator),
-        None,
-    ) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    )
-    else {
+    let scope = credential.trim_end_matches('/');
+    // Where each of the first four parts ends; the fifth is the terminator and nothing may follow it.
+    let mut ends = [0usize; 4];
+    let mut parts = split_ascii(scope, b'/');
+    let mut at = 0;
+    for end in &mut ends {
+        match parts.next() {
+            Some(p) => {
+                at += p.len();
+                *end = at;
+                at += 1;
+            }
+            None => {
+                return Err(SigError::MalformedCredential {
+                    credential: credential.to_owned(),
+                });
+            }
+        }
+    }
+    let (Some(terminator), None) = (parts.next(), parts.next()) else {
         return Err(SigError::MalformedCredential {
             credential: credential.to_owned(),
         });
     };
+    let scope_date = scope.get(ends[0] + 1..ends[1]).unwrap_or("");
     if terminator != TERMINATOR {
         return Err(SigError::InvalidTerminator {
             terminator: terminator.to_owned(),
@@ -248,12 +250,10 @@ fn build(
     }
     Ok(Auth {
         kind,
-        access_key_id: access_key_id.to_owned(),
+        credential: scope.to_owned(),
+        ends,
         amz_date: date.to_owned(),
         timestamp,
-        scope_date: scope_date.to_owned(),
-        region: region.to_owned(),
-        service: service.to_owned(),
         signed_headers,
         security_token,
         signature: Signature::from_hex(signature),

@@ -127,6 +127,7 @@ fn canonical_hash(
     headers: &HeaderSet<'_>,
 ) -> [u8; 64] {
     let payload = payload_hash(params.body);
+    let signed_headers = headers.names.join(";");
     let mut hasher = Sha256::new();
     write_canonical_request(
         &CanonicalInput {
@@ -135,7 +136,7 @@ fn canonical_hash(
             query,
             skip_signature_param: presigned,
             headers,
-            signed_headers: &headers.names,
+            signed_headers: &signed_headers,
             payload_hash: &payload,
         },
         |b| hasher.update(b),

@@ -203,7 +203,7 @@ async fn authenticate_with(
     let (caller, device) = resolve(state, req, &auth, now, payload, mfa_serial, &fail).await?;
     Ok(Authenticated {
         caller,
-        region: auth.region,
+        region: auth.region().to_owned(),
         device,
     })
 }
@@ -250,7 +250,7 @@ async fn resolve(
         };
         verdict.map_err(|e| fail(AuthFailure::Signature, errors::from_sig(&e)))
     };
-    if auth.access_key_id.starts_with(ids::SESSION_PREFIX) {
+    if auth.access_key_id().starts_with(ids::SESSION_PREFIX) {
         // A temporary key without its token is an unknown key.
         let Some(token) = auth.security_token.as_deref() else {
             return Err(fail(
@@ -262,7 +262,7 @@ async fn resolve(
             .key_ring()
             .open(token)
             .map_err(|e| fail(AuthFailure::TokenInvalid, errors::from_token(&e)))?;
-        if claims.access_key_id != auth.access_key_id || claims.account_id != state.account_id {
+        if claims.access_key_id != auth.access_key_id() || claims.account_id != state.account_id {
             return Err(fail(
                 AuthFailure::TokenInvalid,
                 ApiError::invalid_session_token(),
@@ -298,7 +298,7 @@ async fn resolve(
     }
 
     let (key, device) = state
-        .access_key_reading_device(&auth.access_key_id, mfa_serial)
+        .access_key_reading_device(auth.access_key_id(), mfa_serial)
         .await
         .map_err(|e| errors::from_store(&e))?;
     // An inactive key is refused exactly like one that does not exist.
@@ -316,6 +316,6 @@ async fn resolve(
             ApiError::invalid_session_token(),
         ));
     }
-    state.note_key_use(&key.access_key_id, now, &auth.region, &auth.service);
+    state.note_key_use(&key.access_key_id, now, auth.region(), auth.service());
     Ok((Caller::LongTerm(key), device))
 }

@@ -120,7 +120,7 @@ fn botocore_header_signed_posts_verify() {
         let auth = o.check_all(T0, "sts", "eu-west-1", SECRET).unwrap();
         assert_eq!(auth.kind, AuthKind::Header);
         assert_eq!(auth.security_token.as_deref(), token);
-        assert_eq!(auth.region, "eu-west-1");
+        assert_eq!(auth.region(), "eu-west-1");
         // us-east-1 only: botocore's regional request is out of scope
         let e = auth
             .check_scope("sts", Some(&["us-east-1".to_owned()]))

@@ -207,7 +207,7 @@ proptest! {
         for (name, _) in &case.input.headers {
             let lower = name.to_ascii_lowercase();
             prop_assert_eq!(
-                auth.signed_headers.contains(&lower),
+                auth.signed_headers().any(|h| h == lower),
                 !UNSIGNED_BY_ORACLE.contains(&lower.as_str()),
                 "{}", lower
             );
@@ -237,10 +237,11 @@ proptest! {
     ) {
         let (o, _) = oracle_sign(&case.input, SECRET);
         let auth = o.parse().unwrap_or_else(|e| panic!("{e:?}"));
-        let name = &auth.signed_headers[which.index(auth.signed_headers.len())];
+        let names: Vec<&str> = auth.signed_headers().collect();
+        let name = names[which.index(names.len())];
         let values: Vec<String> = o
             .headers
-            .get_all(name.as_str())
+            .get_all(name)
             .iter()
             .map(|v| v.to_str().unwrap_or_default().to_owned())
             .collect();
