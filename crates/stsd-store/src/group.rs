@@ -18,8 +18,8 @@
 //! and nothing is half-written. Jobs are therefore `Fn`: they may run twice, the first run rolled back.
 //!
 //! Step acceptances are the most frequent job and the simplest: one conditional UPDATE each. The
-//! writer runs consecutive ones for distinct devices as one statement (`UPDATE … FROM json_each(…)
-//! RETURNING`), which gives the same answers as running them one after another: each row of the
+//! writer runs consecutive ones for distinct devices as one statement (`UPDATE … FROM (VALUES …)
+//! RETURNING`, the asks as bound parameters), which gives the same answers as running them one after another: each row of the
 //! statement touches a device of its own. A device that comes again starts the next statement, so a
 //! code presented twice still wins once. A batch made only of step acceptances (a burst of sign-ins)
 //! needs no transaction around them: each such statement runs on its own and commits by itself (one
@@ -94,51 +94,123 @@ async fn accept_steps(
     dialect: Dialect,
     asks: &[&StepAccept],
 ) -> Result<Vec<bool>> {
-    use std::fmt::Write as _;
-    // [[serial, step, now, owner, drift, sealed seed in hex], …], in serial-number order (see the module).
+    // In serial-number order (see the module).
     let mut sorted = asks.to_vec();
     sorted.sort_unstable_by(|a, b| a.serial.cmp(&b.serial));
-    let mut rows = String::with_capacity(asks.len() * 256 + 2);
-    rows.push('[');
-    for (i, a) in sorted.iter().enumerate() {
-        if i > 0 {
-            rows.push(',');
-        }
-        rows.push('[');
-        json_string(&mut rows, &a.serial);
-        let _ = write!(rows, ",{},{},", a.step, a.now);
-        json_string(&mut rows, &a.owner);
-        let _ = write!(rows, ",{},\"", a.drift_steps);
-        crate::push_hex(&mut rows, &a.sealed_seed);
-        rows.push_str("\"]");
-    }
-    rows.push(']');
-    let statement = match dialect {
+    let accepted: Vec<(String,)> = match dialect {
         Dialect::Sqlite => {
-            "UPDATE mfa_devices SET last_step = a.value ->> 1, failed_count = 0, first_failed_at = NULL \
-             FROM json_each($1) AS a \
-             WHERE mfa_devices.serial_number = a.value ->> 0 AND owner = a.value ->> 3 \
-             AND drift_steps = a.value ->> 4 AND seed_enc = unhex(a.value ->> 5) \
-             AND (last_step IS NULL OR last_step < a.value ->> 1) \
-             AND (locked_until IS NULL OR locked_until <= a.value ->> 2) \
-             RETURNING mfa_devices.serial_number"
+            // The asks as bound parameters of a VALUES list, six per row; the list is padded with rows
+            // of NULLs (which match no device) up to a power of two, so that a handful of statements
+            // serve every batch size and stay prepared.
+            // A batch holds at most MAX_BATCH jobs; chunks keep any longer list within the statements.
+            let mut accepted = Vec::with_capacity(sorted.len());
+            for chunk in sorted.chunks(MAX_BATCH) {
+                let rows = chunk.len().next_power_of_two();
+                let mut q = sqlx::query_as(sqlite_accept_statement(rows));
+                for a in chunk {
+                    q = q
+                        .bind(a.serial.as_str())
+                        .bind(a.step)
+                        .bind(a.now)
+                        .bind(a.owner.as_str())
+                        .bind(a.drift_steps)
+                        .bind(a.sealed_seed.as_slice());
+                }
+                for _ in chunk.len()..rows {
+                    q = q
+                        .bind(None::<&str>)
+                        .bind(None::<i64>)
+                        .bind(None::<i64>)
+                        .bind(None::<&str>)
+                        .bind(None::<i64>)
+                        .bind(None::<&[u8]>);
+                }
+                accepted.extend(q.fetch_all(&mut *c).await?);
+            }
+            accepted
         }
         Dialect::Postgres => {
-            "UPDATE mfa_devices SET last_step = (a.value ->> 1)::bigint, failed_count = 0, \
-             first_failed_at = NULL \
-             FROM json_array_elements($1::json) AS a \
-             WHERE mfa_devices.serial_number = a.value ->> 0 AND owner = a.value ->> 3 \
-             AND drift_steps = (a.value ->> 4)::bigint AND seed_enc = decode(a.value ->> 5, 'hex') \
-             AND (last_step IS NULL OR last_step < (a.value ->> 1)::bigint) \
-             AND (locked_until IS NULL OR locked_until <= (a.value ->> 2)::bigint) \
-             RETURNING mfa_devices.serial_number"
+            use std::fmt::Write as _;
+            // [[serial, step, now, owner, drift, sealed seed in hex], …]
+            let mut rows = String::with_capacity(asks.len() * 256 + 2);
+            rows.push('[');
+            for (i, a) in sorted.iter().enumerate() {
+                if i > 0 {
+                    rows.push(',');
+                }
+                rows.push('[');
+                json_string(&mut rows, &a.serial);
+                let _ = write!(rows, ",{},{},", a.step, a.now);
+                json_string(&mut rows, &a.owner);
+                let _ = write!(rows, ",{},\"", a.drift_steps);
+                crate::push_hex(&mut rows, &a.sealed_seed);
+                rows.push_str("\"]");
+            }
+            rows.push(']');
+            sqlx::query_as(
+                "UPDATE mfa_devices SET last_step = (a.value ->> 1)::bigint, failed_count = 0, \
+                 first_failed_at = NULL \
+                 FROM json_array_elements($1::json) AS a \
+                 WHERE mfa_devices.serial_number = a.value ->> 0 AND owner = a.value ->> 3 \
+                 AND drift_steps = (a.value ->> 4)::bigint AND seed_enc = decode(a.value ->> 5, 'hex') \
+                 AND (last_step IS NULL OR last_step < (a.value ->> 1)::bigint) \
+                 AND (locked_until IS NULL OR locked_until <= (a.value ->> 2)::bigint) \
+                 RETURNING mfa_devices.serial_number",
+            )
+            .bind(rows)
+            .fetch_all(c)
+            .await?
         }
     };
-    let accepted: Vec<(String,)> = sqlx::query_as(statement).bind(rows).fetch_all(c).await?;
     Ok(asks
         .iter()
         .map(|a| accepted.iter().any(|(s,)| *s == a.serial))
         .collect())
+}
+
+/// The SQLite statement of [`accept_steps`] for `rows` rows of parameters (a power of two up to
+/// [`MAX_BATCH`]; built once each). Columns of the VALUES list: serial, step, now, owner, drift,
+/// sealed seed.
+fn sqlite_accept_statement(rows: usize) -> &'static str {
+    use std::fmt::Write as _;
+    static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    let all = STATEMENTS.get_or_init(|| {
+        (0..=MAX_BATCH.trailing_zeros())
+            .map(|k| {
+                let n = 1usize << k;
+                let mut sql = String::from(
+                    "UPDATE mfa_devices SET last_step = a.column2, failed_count = 0, \
+                     first_failed_at = NULL FROM (VALUES ",
+                );
+                for r in 0..n {
+                    if r > 0 {
+                        sql.push(',');
+                    }
+                    let b = r * 6;
+                    let _ = write!(
+                        sql,
+                        "(${},${},${},${},${},${})",
+                        b + 1,
+                        b + 2,
+                        b + 3,
+                        b + 4,
+                        b + 5,
+                        b + 6
+                    );
+                }
+                sql.push_str(
+                    ") AS a WHERE mfa_devices.serial_number = a.column1 AND owner = a.column4 \
+                     AND drift_steps = a.column5 AND seed_enc = a.column6 \
+                     AND (last_step IS NULL OR last_step < a.column2) \
+                     AND (locked_until IS NULL OR locked_until <= a.column3) \
+                     RETURNING mfa_devices.serial_number",
+                );
+                sql
+            })
+            .collect()
+    });
+    let k = rows.next_power_of_two().trailing_zeros() as usize;
+    all.get(k).or(all.last()).map_or("", String::as_str)
 }
 
 /// Appends `s` to `out` as a JSON string.
@@ -742,6 +814,32 @@ mod tests {
         }
         // The cases are not all refusals.
         assert!(accepted > 50, "{dialect:?}: {accepted}");
+        // More asks than one batch holds (SQLite: more than the largest statement's rows).
+        let asks: Vec<StepAccept> = SERIALS
+            .iter()
+            .map(|s| (*s).to_owned())
+            .chain((0..300).map(|i| format!("unknown-{i}")))
+            .map(|serial| ask(&serial, 8, 20))
+            .collect();
+        fresh(&merged_pool, dialect).await;
+        let mut c = merged_pool.acquire().await.unwrap();
+        let refs: Vec<&StepAccept> = asks.iter().collect();
+        let merged = accept_steps(&mut c, dialect, &refs).await.unwrap();
+        drop(c);
+        fresh(&single_pool, dialect).await;
+        let mut c = single_pool.acquire().await.unwrap();
+        let mut single = Vec::new();
+        for a in &asks {
+            single.push(accept_step(&mut c, a).await.unwrap());
+        }
+        drop(c);
+        assert_eq!(merged, single, "{dialect:?}");
+        assert!(merged.iter().any(|&a| a), "{dialect:?}");
+        assert_eq!(
+            rows(&merged_pool).await,
+            rows(&single_pool).await,
+            "{dialect:?}"
+        );
     }
 
     /// When the database is unavailable, every acceptance waiting in a batch is answered with an error
