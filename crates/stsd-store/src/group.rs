@@ -100,12 +100,12 @@ async fn accept_steps(
     let accepted: Vec<(String,)> = match dialect {
         Dialect::Sqlite => {
             // The asks as bound parameters of a VALUES list, six per row; the list is padded with rows
-            // of NULLs (which match no device) up to a power of two, so that a handful of statements
-            // serve every batch size and stay prepared.
+            // of NULLs (which match no device) up to the next size of [`accept_rows`], so that a few
+            // dozen statements serve every batch size and stay prepared.
             // A batch holds at most MAX_BATCH jobs; chunks keep any longer list within the statements.
             let mut accepted = Vec::with_capacity(sorted.len());
             for chunk in sorted.chunks(MAX_BATCH) {
-                let rows = chunk.len().next_power_of_two();
+                let rows = accept_rows(chunk.len());
                 let mut q = sqlx::query_as(sqlite_accept_statement(rows));
                 for a in chunk {
                     q = q
@@ -168,49 +168,45 @@ async fn accept_steps(
         .collect())
 }
 
-/// The SQLite statement of [`accept_steps`] for `rows` rows of parameters (a power of two up to
-/// [`MAX_BATCH`]; built once each). Columns of the VALUES list: serial, step, now, owner, drift,
-/// sealed seed.
+/// The row counts the SQLite statement of [`accept_steps`] comes in: powers of two up to 8, then
+/// multiples of 8 up to [`MAX_BATCH`]. `accept_rows(n)` is the smallest of them that holds `n` asks.
+fn accept_rows(n: usize) -> usize {
+    if n <= 8 {
+        n.max(1).next_power_of_two()
+    } else {
+        n.div_ceil(8).saturating_mul(8).min(MAX_BATCH)
+    }
+}
+
+/// The SQLite statement of [`accept_steps`] for `rows` rows of parameters (a value of
+/// [`accept_rows`]; each built once). Columns of the VALUES list: serial, step, now, owner, drift, sealed
+/// seed. Anonymous `?` parameters: SQLite looks a numbered one's name up in a list, once per bind.
 fn sqlite_accept_statement(rows: usize) -> &'static str {
-    use std::fmt::Write as _;
-    static STATEMENTS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    static STATEMENTS: std::sync::OnceLock<Vec<(usize, String)>> = std::sync::OnceLock::new();
     let all = STATEMENTS.get_or_init(|| {
-        (0..=MAX_BATCH.trailing_zeros())
-            .map(|k| {
-                let n = 1usize << k;
-                let mut sql = String::from(
+        let mut sizes = vec![1, 2, 4];
+        sizes.extend((1..=MAX_BATCH / 8).map(|k| k * 8));
+        sizes
+            .into_iter()
+            .map(|n| {
+                let values = vec!["(?,?,?,?,?,?)"; n].join(",");
+                let sql = format!(
                     "UPDATE mfa_devices SET last_step = a.column2, failed_count = 0, \
-                     first_failed_at = NULL FROM (VALUES ",
-                );
-                for r in 0..n {
-                    if r > 0 {
-                        sql.push(',');
-                    }
-                    let b = r * 6;
-                    let _ = write!(
-                        sql,
-                        "(${},${},${},${},${},${})",
-                        b + 1,
-                        b + 2,
-                        b + 3,
-                        b + 4,
-                        b + 5,
-                        b + 6
-                    );
-                }
-                sql.push_str(
-                    ") AS a WHERE mfa_devices.serial_number = a.column1 AND owner = a.column4 \
+                     first_failed_at = NULL FROM (VALUES {values}) AS a \
+                     WHERE mfa_devices.serial_number = a.column1 AND owner = a.column4 \
                      AND drift_steps = a.column5 AND seed_enc = a.column6 \
                      AND (last_step IS NULL OR last_step < a.column2) \
                      AND (locked_until IS NULL OR locked_until <= a.column3) \
-                     RETURNING mfa_devices.serial_number",
+                     RETURNING mfa_devices.serial_number"
                 );
-                sql
+                (n, sql)
             })
             .collect()
     });
-    let k = rows.next_power_of_two().trailing_zeros() as usize;
-    all.get(k).or(all.last()).map_or("", String::as_str)
+    all.iter()
+        .find(|(n, _)| *n >= rows)
+        .or(all.last())
+        .map_or("", |(_, sql)| sql.as_str())
 }
 
 /// Appends `s` to `out` as a JSON string.
@@ -619,6 +615,20 @@ mod tests {
     }
 
     /// An acceptance for a device of owner `u`, drift 0 and sealed seed `00` (as `memory_pool` makes).
+    #[test]
+    fn accept_statements_hold_every_batch_size_and_match_their_row_count() {
+        for n in 1..=MAX_BATCH {
+            let rows = accept_rows(n);
+            assert!(rows >= n && rows <= MAX_BATCH, "{n} -> {rows}");
+            assert!(rows < n + 8, "{n} -> {rows}");
+            let sql = sqlite_accept_statement(rows);
+            assert_eq!(sql.matches('?').count(), rows * 6, "{n}");
+        }
+        assert_eq!(accept_rows(3), 4);
+        assert_eq!(accept_rows(9), 16);
+        assert_eq!(accept_rows(19), 24);
+    }
+
     fn ask(serial: &str, step: i64, now: i64) -> StepAccept {
         StepAccept {
             serial: serial.to_owned(),
