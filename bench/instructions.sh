@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Instructions per request, counted by valgrind's callgrind (see bench/README.md, "Instructions per
-# request"): a figure that does not depend on the machine's load, for comparing two builds when the
+# Instructions per request, counted by valgrind's callgrind (see bench/README.md, issue 20's twelfth
+# round): a figure that does not depend on the machine's load, for comparing two builds when the
 # difference is smaller than the noise of req/s.
 #
 #   bench/instructions.sh [--workloads "gst gci-session …"] [--requests-per-conn N] [--keep DIR]
-#                         [--stsd BIN] [--ceiling BIN] [--no-build]
+#                         [--mfa-devices N] [--stsd BIN] [--ceiling BIN] [--no-build]
 #
 # stsd and stsd-ceiling each run under callgrind with instrumentation off. For each workload: a warm-up
 # run uninstrumented, then exactly 4 × N requests (4 connections, N each, stsd-loadgen's replay client)
@@ -12,6 +12,11 @@
 # generator's answers). Printed: user-space instructions per request, the part of them in SHA-256
 # (valgrind hides SHA-NI, so sha2 runs its portable code here: about ten times the instructions it
 # takes natively), and the rest as a multiple of the ceiling's. Kernel work is not counted.
+#
+# `gst-mfa` (with --mfa-devices N) is one burst of every code N freshly enrolled devices accept (one to
+# three each, depending on where in its TOTP step the burst starts), not a fixed count; its figure moves
+# a little with how many codes each key signs (later ones find their signing key cached) and with how
+# the writer's batches form, so compare it over the same N and a few runs.
 #
 # Needs valgrind (Debian: apt-get install valgrind). Takes about a minute per workload.
 set -euo pipefail
@@ -21,6 +26,7 @@ repo="$(cd "$here/.." && pwd)"
 bin="${CARGO_TARGET_DIR:-$repo/target}/release"
 
 workloads="gst gci-session gci-longterm"
+mfa_devices=0
 per_conn=2000
 conns=4
 keep=""
@@ -30,16 +36,22 @@ build=1
 while [ "$#" -gt 0 ]; do
   case "$1" in
     --workloads) workloads="$2"; shift 2 ;;
+    --mfa-devices) mfa_devices="$2"; shift 2 ;;
     --requests-per-conn) per_conn="$2"; shift 2 ;;
     --keep) keep="$2"; shift 2 ;;
     --stsd) stsd_bin="$2"; shift 2 ;;
     --ceiling) ceiling_bin="$2"; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
     *) echo "instructions.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 case "$per_conn" in ''|*[!0-9]*) echo "instructions.sh: --requests-per-conn wants a number" >&2; exit 2 ;; esac
+case "$mfa_devices" in ''|*[!0-9]*) echo "instructions.sh: --mfa-devices wants a number" >&2; exit 2 ;; esac
+if [[ " $workloads " == *" gst-mfa "* ]] && [ "$mfa_devices" -eq 0 ]; then
+  echo "instructions.sh: gst-mfa needs --mfa-devices N (e.g. 500)" >&2
+  exit 2
+fi
 for tool in valgrind callgrind_control callgrind_annotate curl; do
   command -v "$tool" >/dev/null || { echo "instructions.sh: needs $tool (Debian: apt-get install valgrind curl)" >&2; exit 2; }
 done
@@ -96,13 +108,23 @@ run_load() {
 # dumps NAME: how many callgrind dumps of NAME exist.
 dumps() { find "$tmp" -maxdepth 1 -name "$1.cg.*" | wc -l; }
 
+# mfa_burst PORT CREDS: one gst-mfa run (every code the devices have, 16 connections; not replayable).
+mfa_burst() {
+  "$loadgen" run --endpoint "127.0.0.1:$1" --target x --creds "$2" --workload gst-mfa --conns 16 \
+    --runs 1 --duration 60 --warmup 0 --out "$tmp/load.tsv" >/dev/null 2>&1
+}
+
 # measure NAME PORT PID CREDS WORKLOAD: prints "WORKLOAD REQUESTS TOTAL SHA".
 measure() {
   local vpid=$3 before after n
-  run_load "$2" "$4" "$5" 200
+  [ "$5" = gst-mfa ] || run_load "$2" "$4" "$5" 200
   before="$( [ "$1" = stsd ] && served "$2" || echo 0)"
   callgrind_control -i on "$vpid" >/dev/null 2>&1
-  run_load "$2" "$4" "$5" "$per_conn"
+  if [ "$5" = gst-mfa ]; then
+    mfa_burst "$2" "$4"
+  else
+    run_load "$2" "$4" "$5" "$per_conn"
+  fi
   callgrind_control -i off "$vpid" >/dev/null 2>&1
   if [ "$1" = stsd ]; then
     after="$(served "$2")"
@@ -132,7 +154,7 @@ valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$tmp/stsd.cg"
 spid=$!
 pids+=("$spid")
 wait_http "$sport" "$spid"
-"$loadgen" setup --endpoint "127.0.0.1:$sport" --mfa-devices 0 --out "$tmp/creds" >/dev/null
+"$loadgen" setup --endpoint "127.0.0.1:$sport" --mfa-devices "$mfa_devices" --out "$tmp/creds" >/dev/null
 results=()
 for w in $workloads; do
   results+=("$(measure stsd "$sport" "$spid" "$tmp/creds" "$w")")
