@@ -772,6 +772,34 @@ mod tests {
             .await
             .unwrap()
         }
+        /// Runs `asks` merged on a fresh table in `merged_pool` and one by one on a fresh table in
+        /// `single_pool`, checks that the answers and the rows agree, and returns the merged answers.
+        async fn merged_matches_single(
+            merged_pool: &AnyPool,
+            single_pool: &AnyPool,
+            dialect: Dialect,
+            asks: &[StepAccept],
+        ) -> Vec<bool> {
+            fresh(merged_pool, dialect).await;
+            let mut c = merged_pool.acquire().await.unwrap();
+            let refs: Vec<&StepAccept> = asks.iter().collect();
+            let merged = accept_steps(&mut c, dialect, &refs).await.unwrap();
+            drop(c);
+            fresh(single_pool, dialect).await;
+            let mut c = single_pool.acquire().await.unwrap();
+            let mut single = Vec::new();
+            for a in asks {
+                single.push(accept_step(&mut c, a).await.unwrap());
+            }
+            drop(c);
+            assert_eq!(merged, single, "{dialect:?}");
+            assert_eq!(
+                rows(merged_pool).await,
+                rows(single_pool).await,
+                "{dialect:?}"
+            );
+            merged
+        }
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = move |n: u64| {
             seed ^= seed << 13;
@@ -802,24 +830,7 @@ mod tests {
                     asks.insert(at, a);
                 }
             }
-            fresh(&merged_pool, dialect).await;
-            let mut c = merged_pool.acquire().await.unwrap();
-            let refs: Vec<&StepAccept> = asks.iter().collect();
-            let merged = accept_steps(&mut c, dialect, &refs).await.unwrap();
-            drop(c);
-            fresh(&single_pool, dialect).await;
-            let mut c = single_pool.acquire().await.unwrap();
-            let mut single = Vec::new();
-            for a in &asks {
-                single.push(accept_step(&mut c, a).await.unwrap());
-            }
-            drop(c);
-            assert_eq!(merged, single, "{dialect:?}");
-            assert_eq!(
-                rows(&merged_pool).await,
-                rows(&single_pool).await,
-                "{dialect:?}"
-            );
+            let merged = merged_matches_single(&merged_pool, &single_pool, dialect, &asks).await;
             accepted += merged.iter().filter(|&&a| a).count();
         }
         // The cases are not all refusals.
@@ -831,25 +842,8 @@ mod tests {
             .chain((0..300).map(|i| format!("unknown-{i}")))
             .map(|serial| ask(&serial, 8, 20))
             .collect();
-        fresh(&merged_pool, dialect).await;
-        let mut c = merged_pool.acquire().await.unwrap();
-        let refs: Vec<&StepAccept> = asks.iter().collect();
-        let merged = accept_steps(&mut c, dialect, &refs).await.unwrap();
-        drop(c);
-        fresh(&single_pool, dialect).await;
-        let mut c = single_pool.acquire().await.unwrap();
-        let mut single = Vec::new();
-        for a in &asks {
-            single.push(accept_step(&mut c, a).await.unwrap());
-        }
-        drop(c);
-        assert_eq!(merged, single, "{dialect:?}");
+        let merged = merged_matches_single(&merged_pool, &single_pool, dialect, &asks).await;
         assert!(merged.iter().any(|&a| a), "{dialect:?}");
-        assert_eq!(
-            rows(&merged_pool).await,
-            rows(&single_pool).await,
-            "{dialect:?}"
-        );
     }
 
     /// When the database is unavailable, every acceptance waiting in a batch is answered with an error
