@@ -178,6 +178,27 @@ impl Cols for rusqlite::Row<'_> {
 mod tests {
     use super::InlineReaders;
 
+    /// The bundled SQLite (one build, shared by sqlx and rusqlite) is compiled with the options of
+    /// `.cargo/config.toml`: each page cache its own, with a first allocation of pages it keeps.
+    #[test]
+    fn sqlite_is_built_with_our_options() {
+        let c = rusqlite::Connection::open_in_memory().expect("open");
+        let mut q = c.prepare("PRAGMA compile_options").expect("prepare");
+        let options: Vec<String> = q
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<std::result::Result<_, _>>()
+            .expect("rows");
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_PCACHE_INITSZ=64"),
+            "{options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{options:?}"
+        );
+    }
+
     #[test]
     fn only_file_urls_get_inline_readers() {
         assert!(InlineReaders::for_url("sqlite::memory:").is_none());
