@@ -27,8 +27,6 @@ pub(crate) fn is_unreserved(b: u8) -> bool {
     UNRESERVED[usize::from(b)]
 }
 
-/// The raw `(key, value)` pairs of a query string, as `form_urlencoded::parse` sees them: split on `&`,
-/// empty segments skipped, split at the first `=` (no `=` means an empty value). Nothing is decoded.
 /// `s.split(sep as char)` for an ASCII separator, found by a plain byte scan: the short strings of a
 /// request (credential scope, signed-header list, Authorization elements) are split in fewer
 /// instructions than by `str::split`'s memchr search, whose set-up dominates at these lengths. Byte
@@ -51,6 +49,8 @@ pub(crate) fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
     })
 }
 
+/// The raw `(key, value)` pairs of a query string, as `form_urlencoded::parse` sees them: split on `&`,
+/// empty segments skipped, split at the first `=` (no `=` means an empty value). Nothing is decoded.
 pub(crate) fn raw_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
         .split('&')
