@@ -455,11 +455,8 @@ pub fn get_session_token_body(creds: &Credentials<'_>, request_id: &str) -> Stri
                 w.leaf("SessionToken", creds.session_token);
                 w.leaf("Expiration", creds.expiration);
             });
-            w.leaf(
-                "SessionTokenUtilization",
-                &session_token_utilization(size).to_string(),
-            );
-            w.leaf("SessionTokenSize", &size.to_string());
+            w.leaf_uint("SessionTokenUtilization", session_token_utilization(size));
+            w.leaf_uint("SessionTokenSize", size);
         }),
     )
 }
@@ -498,7 +495,7 @@ pub fn assume_role_body(
                 w.leaf("SourceIdentity", s);
             }
             w.leaf("SessionTokenUtilization", &utilization);
-            w.leaf("SessionTokenSize", &size.to_string());
+            w.leaf_uint("SessionTokenSize", size);
         }),
     )
 }
@@ -523,12 +520,9 @@ pub fn get_scoped_credentials_body(
                 w.leaf("ScopedSessionId", scoped_session_id);
                 w.leaf("Arn", arn);
             });
-            w.leaf(
-                "SessionTokenUtilization",
-                &session_token_utilization(size).to_string(),
-            );
-            w.leaf("SessionTokenSize", &size.to_string());
-            w.leaf("ScopedPoliciesCount", &scoped_policies.to_string());
+            w.leaf_uint("SessionTokenUtilization", session_token_utilization(size));
+            w.leaf_uint("SessionTokenSize", size);
+            w.leaf_uint("ScopedPoliciesCount", scoped_policies);
             if let Some(s) = source_identity {
                 w.leaf("SourceIdentity", s);
             }
