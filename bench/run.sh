@@ -410,7 +410,7 @@ run_turn() {
 # has_role CREDS: the setup could create the assume-role workload's role on that target.
 has_role() { grep -q '^role ' "$1" 2>/dev/null; }
 
-for w in gst gci-session gci-longterm assume-role authz authz-proxy; do
+for w in gst gci-session gci-longterm assume-role authz iam-read authz-proxy; do
   [ -z "${STSD_BENCH_ONLY:-}" ] || [[ " $STSD_BENCH_ONLY " == *" $w "* ]] || continue
   for r in $(seq 1 "$runs"); do
     if [ "$w" = authz-proxy ]; then  # nginx + stsd, then nginx alone; the same signed GET

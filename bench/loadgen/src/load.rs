@@ -16,8 +16,8 @@
 use crate::client::Conn;
 use crate::creds::{CredsFile, MfaUser};
 use crate::request::{Creds, Signed, form_body, sign};
-use crate::setup::{Target, seed_bytes};
-use crate::{STS_VERSION, now_unix};
+use crate::setup::{BENCH_USER, Target, seed_bytes};
+use crate::{IAM_VERSION, STS_VERSION, now_unix};
 use anyhow::{Context, bail};
 use std::time::{Duration, Instant};
 use stsd_core::totp;
@@ -41,6 +41,9 @@ pub enum Workload {
     /// (g) The same signed GET sent to a reverse proxy as a client sends it (`GET /orders/42`), session
     /// credentials: nginx `auth_request` → stsd → upstream, or nginx alone in front of the same upstream.
     AuthzProxy,
+    /// (j) An IAM read with policy evaluation: GetUser of `bench-user` with its own long-term key, allowed
+    /// by its identity policy (`iam:GetUser` on `user/${aws:username}`).
+    IamRead,
     /// (h) IAM writes: CreateUser + CreateAccessKey for a new user, signed as root (one operation).
     IamUser,
     /// (i) IAM writes: CreateUser + CreateVirtualMFADevice + EnableMFADevice (two TOTP codes) for a new
@@ -50,7 +53,7 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::Gst,
         Workload::GciSession,
         Workload::GciLongterm,
@@ -58,6 +61,7 @@ impl Workload {
         Workload::AssumeRole,
         Workload::Authz,
         Workload::AuthzProxy,
+        Workload::IamRead,
         Workload::IamUser,
         Workload::IamMfa,
     ];
@@ -77,6 +81,7 @@ impl Workload {
             Workload::AssumeRole => "assume-role",
             Workload::Authz => "authz",
             Workload::AuthzProxy => "authz-proxy",
+            Workload::IamRead => "iam-read",
             Workload::IamUser => "iam-user",
             Workload::IamMfa => "iam-mfa",
         }
@@ -94,6 +99,7 @@ impl Workload {
             Workload::AuthzProxy => {
                 "(g) signed GET through nginx to an upstream, session credentials"
             }
+            Workload::IamRead => "(j) IAM read: GetUser, IAM user, allowed by an identity policy",
             Workload::IamUser => "(h) IAM writes: CreateUser + CreateAccessKey (operations)",
             Workload::IamMfa => {
                 "(i) IAM writes: CreateUser + CreateVirtualMFADevice + EnableMFADevice (operations)"
@@ -114,13 +120,16 @@ impl Workload {
             | Workload::Authz
             | Workload::AuthzProxy => "GetCallerIdentity",
             Workload::AssumeRole => "AssumeRole",
+            Workload::IamRead => "GetUser",
             Workload::IamUser | Workload::IamMfa => "CreateUser",
         }
     }
 
     fn creds(self, file: &CredsFile) -> anyhow::Result<Creds> {
         let c = match self {
-            Workload::Gst | Workload::GciLongterm | Workload::AssumeRole => file.user.clone(),
+            Workload::Gst | Workload::GciLongterm | Workload::AssumeRole | Workload::IamRead => {
+                file.user.clone()
+            }
             Workload::GciSession | Workload::Authz | Workload::AuthzProxy => file.session.clone(),
             Workload::GstMfa => None,
             Workload::IamUser | Workload::IamMfa => file.root.clone(),
@@ -327,6 +336,14 @@ pub fn sign_replayable(
                 ("RoleSessionName", "bench"),
             ]);
             sign(host, &creds, "sts", body, now)
+        }
+        Workload::IamRead => {
+            let body = form_body(&[
+                ("Action", workload.action()),
+                ("Version", IAM_VERSION),
+                ("UserName", BENCH_USER),
+            ]);
+            sign(host, &creds, "iam", body, now)
         }
         _ => {
             let body = form_body(&[("Action", workload.action()), ("Version", STS_VERSION)]);
@@ -684,6 +701,23 @@ mod tests {
             seed: "ABCD".into(),
             last_step,
         }
+    }
+
+    #[test]
+    fn iam_read_is_get_user_of_the_bench_user_signed_for_iam() {
+        let file = CredsFile {
+            user: Some(user(0).creds),
+            ..CredsFile::default()
+        };
+        let signed = sign_replayable(Workload::IamRead, &file, "127.0.0.1:1", 1_700_000_000)
+            .expect("signs");
+        let wire = String::from_utf8_lossy(signed.wire()).into_owned();
+        assert!(
+            wire.ends_with("Action=GetUser&Version=2010-05-08&UserName=bench-user"),
+            "{wire}"
+        );
+        assert!(wire.contains("/us-east-1/iam/aws4_request"), "{wire}");
+        assert_eq!(Workload::from_key("iam-read"), Some(Workload::IamRead));
     }
 
     #[test]

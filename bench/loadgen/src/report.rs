@@ -408,6 +408,7 @@ pub fn markdown(title: &str, lines: &[RunLine], meta: &Meta) -> String {
             Workload::GciLongterm,
             Workload::AssumeRole,
             Workload::Authz,
+            Workload::IamRead,
         ] {
             let mut conns: Vec<usize> = sums
                 .keys()

@@ -178,8 +178,12 @@ pub async fn mfa_user(
     })
 }
 
-/// The benchmark user's policy for the authorizer workload.
-pub const BENCH_API_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:orders/prod/GET/orders/*"}]}"#;
+/// The benchmark user's name.
+pub const BENCH_USER: &str = "bench-user";
+
+/// The benchmark user's policy: the authorizer workload's permission (f) and the IAM read's (j), the
+/// latter through a policy variable.
+pub const BENCH_API_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"execute-api:Invoke","Resource":"arn:aws:execute-api:*:*:orders/prod/GET/orders/*"},{"Effect":"Allow","Action":"iam:GetUser","Resource":"arn:aws:iam::*:user/${aws:username}"}]}"#;
 
 /// Creates the fixtures: `bench-user` with a key and session credentials, and `mfa_devices` users
 /// `bench-mfa-N` with enabled devices (over `parallel` connections).
@@ -193,8 +197,8 @@ pub async fn fixtures(
     parallel: usize,
 ) -> anyhow::Result<CredsFile> {
     let mut conn = Conn::connect(target.addr).await?;
-    let user = user_with_key(&mut conn, target, root, "bench-user").await?;
-    // The authorizer workload's permission (execute-api:Invoke on the benchmark API).
+    let user = user_with_key(&mut conn, target, root, BENCH_USER).await?;
+    // The authorizer workload's permission (execute-api:Invoke on the benchmark API) and the IAM read's.
     call(
         &mut conn,
         target,
@@ -202,7 +206,7 @@ pub async fn fixtures(
         "iam",
         &[
             ("Action", "PutUserPolicy"),
-            ("UserName", "bench-user"),
+            ("UserName", BENCH_USER),
             ("PolicyName", "bench-api"),
             ("PolicyDocument", BENCH_API_POLICY),
         ],
