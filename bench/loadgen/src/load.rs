@@ -709,8 +709,8 @@ mod tests {
             user: Some(user(0).creds),
             ..CredsFile::default()
         };
-        let signed = sign_replayable(Workload::IamRead, &file, "127.0.0.1:1", 1_700_000_000)
-            .expect("signs");
+        let signed =
+            sign_replayable(Workload::IamRead, &file, "127.0.0.1:1", 1_700_000_000).expect("signs");
         let wire = String::from_utf8_lossy(signed.wire()).into_owned();
         assert!(
             wire.ends_with("Action=GetUser&Version=2010-05-08&UserName=bench-user"),
