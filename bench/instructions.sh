@@ -85,9 +85,11 @@ wait_http() {
   exit 1
 }
 
-# stsd's answered requests so far (all actions and outcomes), from its metrics.
+# stsd's answered requests so far (all actions and outcomes, and the authorizer's decisions, which
+# stsd_requests_total does not count), from its metrics.
 served() {
-  curl -s "http://127.0.0.1:$1/metrics" | awk '/^stsd_requests_total\{/ { n += $NF } END { printf "%d\n", n }'
+  curl -s "http://127.0.0.1:$1/metrics" |
+    awk '/^(stsd_requests_total|stsd_authorizer_decisions_total)\{/ { n += $NF } END { printf "%d\n", n }'
 }
 
 # instructions FILE: total Ir and the part in sha2, from one callgrind dump.
