@@ -128,6 +128,10 @@ measure() {
     run_load "$2" "$4" "$5" "$per_conn"
   fi
   callgrind_control -i off "$vpid" >/dev/null 2>&1
+  # A refused request costs less than a served one: a run with any non-2xx answer is not a figure.
+  local refused
+  refused="$(awk -F'\t' '!/^#/ { n = $10 } END { print n + 0 }' "$tmp/load.tsv")"
+  [ "$refused" -eq 0 ] || { echo "instructions.sh: $5 on $1: $refused non-2xx answers" >&2; exit 1; }
   if [ "$1" = stsd ]; then
     after="$(served "$2")"
     n=$((after - before))
@@ -149,7 +153,10 @@ measure() {
 
 export STSD_ROOT_ACCESS_KEY_ID=AKIABENCHROOT0000001 STSD_ROOT_SECRET_ACCESS_KEY=secretsecretsecretsecretsecretsecret1234
 
-# stsd under callgrind.
+# stsd under callgrind, configured as bench/run.sh configures it (the authorizer workload's API:
+# bench/loadgen/src/request.rs, AUTHZ_HOST and AUTHZ_PATH).
+printf '[authz]\ntrusted_proxies = ["127.0.0.1/32"]\n[[authz.api]]\nid = "orders"\nstage = "prod"\nhosts = ["orders.internal"]\n' >"$tmp/stsd.toml"
+export STSD_CONFIG="$tmp/stsd.toml"
 sport="$(free_port)"
 valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$tmp/stsd.cg" \
   "$stsd_bin" serve --listen "127.0.0.1:$sport" --data-dir "$tmp/data" >"$tmp/stsd.log" 2>&1 &
