@@ -102,9 +102,27 @@ pub(crate) fn format_date(t: i64) -> String {
 /// GetSessionToken credentials without MFA; `aws:username` only for IAM users.
 #[derive(Clone, Debug, Default)]
 pub struct Context {
-    /// Lower-cased key, values. A handful of keys: a linear scan beats hashing and needs no
-    /// allocation for lookups with any case.
-    entries: Vec<(String, Vec<Value>)>,
+    /// Keys as they were set (looked up without regard to case), values. A handful of keys: a linear
+    /// scan beats hashing and needs no allocation for lookups with any case. The authorizer builds a
+    /// context of a dozen keys for every request, so a key given as a `&'static str` is kept without a
+    /// copy and a single value without a vector of its own.
+    entries: Vec<(Cow<'static, str>, Values)>,
+}
+
+/// The values of one key.
+#[derive(Clone, Debug)]
+enum Values {
+    One([Value; 1]),
+    Many(Vec<Value>),
+}
+
+impl Values {
+    fn as_slice(&self) -> &[Value] {
+        match self {
+            Values::One(v) => v,
+            Values::Many(v) => v,
+        }
+    }
 }
 
 impl Context {
@@ -115,19 +133,31 @@ impl Context {
 
     /// Sets a single-valued key (replacing any previous value).
     pub fn set(&mut self, key: &str, v: Value) {
-        self.set_list(key, vec![v]);
+        self.put(key, || Cow::Owned(key.to_owned()), Values::One([v]));
+    }
+
+    /// [`Self::set`] for a key known when compiling (the global keys `aws:…`): kept without a copy.
+    pub fn set_static(&mut self, key: &'static str, v: Value) {
+        self.put(key, || Cow::Borrowed(key), Values::One([v]));
     }
 
     /// Sets a multivalued key (for `ForAnyValue:`/`ForAllValues:`); an empty list counts as absent.
     pub fn set_list(&mut self, key: &str, v: Vec<Value>) {
-        if let Some(e) = self
+        self.put(key, || Cow::Owned(key.to_owned()), Values::Many(v));
+    }
+
+    fn put(&mut self, key: &str, owned: impl FnOnce() -> Cow<'static, str>, v: Values) {
+        match self
             .entries
-            .iter_mut()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .iter()
+            .position(|(k, _)| k.eq_ignore_ascii_case(key))
         {
-            e.1 = v;
-        } else {
-            self.entries.push((key.to_ascii_lowercase(), v));
+            Some(i) => {
+                if let Some(e) = self.entries.get_mut(i) {
+                    e.1 = v;
+                }
+            }
+            None => self.entries.push((owned(), v)),
         }
     }
 
@@ -144,9 +174,9 @@ impl Context {
         self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(key));
     }
 
-    /// The keys present (lower-cased).
+    /// The keys present, as they were first set.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.iter().map(|(k, _)| k.as_str())
+        self.entries.iter().map(|(k, _)| k.as_ref())
     }
 
     /// Values of a non-empty key (an empty list counts as absent).
@@ -420,5 +450,31 @@ mod tests {
         );
         c.remove("Aws:SourceIP");
         assert!(c.get("aws:sourceip").is_none());
+    }
+
+    #[test]
+    fn context_static_keys_lists_and_replacement_mix() {
+        let mut c = Context::new();
+        c.set_static("aws:PrincipalType", Value::Str("User".into()));
+        c.set_list(
+            "aws:TagKeys",
+            vec![Value::Str("a".into()), Value::Str("b".into())],
+        );
+        // A static key replaced through a key of another case, and a list replaced by one value: one
+        // entry each, the first spelling kept.
+        c.set("AWS:PRINCIPALTYPE", Value::Str("AssumedRole".into()));
+        c.set_static("aws:tagkeys", Value::Str("c".into()));
+        assert_eq!(
+            c.get("aws:principaltype"),
+            Some(&[Value::Str("AssumedRole".into())][..])
+        );
+        assert_eq!(c.get("Aws:TagKeys"), Some(&[Value::Str("c".into())][..]));
+        assert_eq!(
+            c.keys().collect::<Vec<_>>(),
+            ["aws:PrincipalType", "aws:TagKeys"]
+        );
+        c.set_list("aws:TagKeys", Vec::new());
+        assert_eq!(c.get("aws:tagkeys"), Some(&[][..]));
+        assert!(c.present("aws:tagkeys").is_none());
     }
 }

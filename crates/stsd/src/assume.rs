@@ -170,18 +170,18 @@ pub async fn assume_role(
             .unwrap_or_else(|| "us-east-1".into()),
     );
     if call_mfa.is_some() {
-        ctx.set("aws:MultiFactorAuthPresent", Value::Bool(true));
-        ctx.set("aws:MultiFactorAuthAge", Value::Num(0.0));
+        ctx.set_static("aws:MultiFactorAuthPresent", Value::Bool(true));
+        ctx.set_static("aws:MultiFactorAuthAge", Value::Num(0.0));
     }
-    ctx.set(
+    ctx.set_static(
         "sts:RoleSessionName",
         Value::Str(input.role_session_name.clone()),
     );
     if let Some(e) = &input.external_id {
-        ctx.set("sts:ExternalId", Value::Str(e.clone()));
+        ctx.set_static("sts:ExternalId", Value::Str(e.clone()));
     }
     if let Some(s) = &input.source_identity {
-        ctx.set("sts:SourceIdentity", Value::Str(s.clone()));
+        ctx.set_static("sts:SourceIdentity", Value::Str(s.clone()));
     }
     for (k, v) in &input.tags {
         ctx.set(&format!("aws:RequestTag/{k}"), Value::Str(v.clone()));

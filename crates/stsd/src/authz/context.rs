@@ -213,20 +213,20 @@ pub fn build(
     region: &str,
 ) -> Context {
     let mut ctx = Context::new();
-    ctx.set("aws:CurrentTime", Value::Date(now));
+    ctx.set_static("aws:CurrentTime", Value::Date(now));
     #[allow(clippy::cast_precision_loss)]
-    ctx.set("aws:EpochTime", Value::Num(now as f64));
-    ctx.set("aws:RequestedRegion", Value::Str(region.to_owned()));
+    ctx.set_static("aws:EpochTime", Value::Num(now as f64));
+    ctx.set_static("aws:RequestedRegion", Value::Str(region.to_owned()));
     if let Some((ip, tls)) = client {
-        ctx.set("aws:SourceIp", Value::Ip(ip));
-        ctx.set("aws:SecureTransport", Value::Bool(tls));
+        ctx.set_static("aws:SourceIp", Value::Ip(ip));
+        ctx.set_static("aws:SecureTransport", Value::Bool(tls));
     } else {
-        ctx.set("aws:SecureTransport", Value::Bool(false));
+        ctx.set_static("aws:SecureTransport", Value::Bool(false));
     }
     if let Some(ua) = user_agent {
-        ctx.set("aws:UserAgent", Value::Str(ua.to_owned()));
+        ctx.set_static("aws:UserAgent", Value::Str(ua.to_owned()));
     }
-    ctx.set(
+    ctx.set_static(
         "aws:PrincipalArn",
         Value::Str(
             who.role
@@ -234,10 +234,10 @@ pub fn build(
                 .map_or_else(|| who.arn.clone(), |r| r.role_arn.clone()),
         ),
     );
-    ctx.set("aws:PrincipalAccount", Value::Str(account.to_owned()));
+    ctx.set_static("aws:PrincipalAccount", Value::Str(account.to_owned()));
     if let Some(s) = &who.session {
         if let Some(si) = &s.source_identity {
-            ctx.set("aws:SourceIdentity", Value::Str(si.clone()));
+            ctx.set_static("aws:SourceIdentity", Value::Str(si.clone()));
         }
         for (k, v) in &s.tags {
             ctx.set(&format!("aws:PrincipalTag/{k}"), Value::Str(v.clone()));
@@ -246,27 +246,27 @@ pub fn build(
     match &who.user {
         None if who.role.is_some() => {
             let r = who.role.as_ref().map(|r| (&r.role_id, &r.session_name));
-            ctx.set("aws:PrincipalType", Value::Str("AssumedRole".into()));
+            ctx.set_static("aws:PrincipalType", Value::Str("AssumedRole".into()));
             if let Some((id, session)) = r {
-                ctx.set("aws:userid", Value::Str(format!("{id}:{session}")));
+                ctx.set_static("aws:userid", Value::Str(format!("{id}:{session}")));
             }
         }
         None => {
-            ctx.set("aws:PrincipalType", Value::Str("Account".into()));
-            ctx.set("aws:userid", Value::Str(account.to_owned()));
+            ctx.set_static("aws:PrincipalType", Value::Str("Account".into()));
+            ctx.set_static("aws:userid", Value::Str(account.to_owned()));
         }
         Some((id, name, _)) => {
-            ctx.set("aws:PrincipalType", Value::Str("User".into()));
-            ctx.set("aws:userid", Value::Str(id.clone()));
-            ctx.set("aws:username", Value::Str(name.clone()));
+            ctx.set_static("aws:PrincipalType", Value::Str("User".into()));
+            ctx.set_static("aws:userid", Value::Str(id.clone()));
+            ctx.set_static("aws:username", Value::Str(name.clone()));
         }
     }
     if let Some(Caller::Session(c)) = caller {
-        ctx.set("aws:TokenIssueTime", Value::Date(c.issued_at));
-        ctx.set("aws:MultiFactorAuthPresent", Value::Bool(c.mfa.is_some()));
+        ctx.set_static("aws:TokenIssueTime", Value::Date(c.issued_at));
+        ctx.set_static("aws:MultiFactorAuthPresent", Value::Bool(c.mfa.is_some()));
         if let Some(m) = &c.mfa {
             #[allow(clippy::cast_precision_loss)]
-            ctx.set(
+            ctx.set_static(
                 "aws:MultiFactorAuthAge",
                 Value::Num((now - m.authenticated_at).max(0) as f64),
             );

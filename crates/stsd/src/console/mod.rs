@@ -404,11 +404,11 @@ async fn actor(state: &AppState, req: &Incoming<'_>, info: &SessionInfo) -> Opti
     );
     match &info.mfa {
         Some((at, _)) => {
-            ctx.set("aws:MultiFactorAuthPresent", Value::Bool(true));
+            ctx.set_static("aws:MultiFactorAuthPresent", Value::Bool(true));
             #[allow(clippy::cast_precision_loss)]
-            ctx.set("aws:MultiFactorAuthAge", Value::Num((now - at) as f64));
+            ctx.set_static("aws:MultiFactorAuthAge", Value::Num((now - at) as f64));
         }
-        None => ctx.set("aws:MultiFactorAuthPresent", Value::Bool(false)),
+        None => ctx.set_static("aws:MultiFactorAuthPresent", Value::Bool(false)),
     }
     Some(Actor {
         who,
