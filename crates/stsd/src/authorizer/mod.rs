@@ -197,10 +197,21 @@ async fn decide(state: &AppState, req: &Incoming<'_>, trace: &mut Trace) -> Answ
         }
         return Answer::unknown_route();
     };
-    let resource = format!(
-        "arn:aws:execute-api:{region}:{}:{}/{}/{method}/{rest}",
-        state.account, api.id, api.stage
-    );
+    let resource = [
+        "arn:aws:execute-api:",
+        region.as_str(),
+        ":",
+        state.account.as_str(),
+        ":",
+        api.id.as_str(),
+        "/",
+        api.stage.as_str(),
+        "/",
+        method.as_str(),
+        "/",
+        rest,
+    ]
+    .concat();
     let who = Who::of(&caller, &state.account);
     let now = state.clock.now();
     let ua = req

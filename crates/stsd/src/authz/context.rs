@@ -148,7 +148,7 @@ impl Who {
             .filter(|c| c.ext != SessionExt::default())
             .map(|c| Arc::new(c.ext.clone()));
         let root = || Who {
-            arn: format!("arn:aws:iam::{account}:root"),
+            arn: crate::auth::root_arn(account),
             user: None,
             role: None,
             session: session.clone(),
@@ -194,7 +194,7 @@ impl Who {
     /// The account root (no session layers).
     pub fn root(account: &str) -> Who {
         Who {
-            arn: format!("arn:aws:iam::{account}:root"),
+            arn: crate::auth::root_arn(account),
             user: None,
             role: None,
             session: None,
@@ -248,7 +248,10 @@ pub fn build(
             let r = who.role.as_ref().map(|r| (&r.role_id, &r.session_name));
             ctx.set_static("aws:PrincipalType", Value::Str("AssumedRole".into()));
             if let Some((id, session)) = r {
-                ctx.set_static("aws:userid", Value::Str(format!("{id}:{session}")));
+                ctx.set_static(
+                    "aws:userid",
+                    Value::Str([id.as_str(), ":", session.as_str()].concat()),
+                );
             }
         }
         None => {

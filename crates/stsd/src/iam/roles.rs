@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_SESSION_DURATION: i64 = 3600;
 
 /// The ARN of a role: the path is included.
 pub fn role_arn(account: &str, path: &str, name: &str) -> String {
-    format!("arn:aws:iam::{account}:role{path}{name}")
+    ["arn:aws:iam::", account, ":role", path, name].concat()
 }
 
 /// Parses and validates a trust policy as IAM does (`MalformedPolicyDocument`, `LimitExceeded`).
