@@ -147,17 +147,14 @@ impl Context {
     }
 
     fn put(&mut self, key: &str, owned: impl FnOnce() -> Cow<'static, str>, v: Values) {
-        match self
+        if let Some(e) = self
             .entries
-            .iter()
-            .position(|(k, _)| k.eq_ignore_ascii_case(key))
+            .iter_mut()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
         {
-            Some(i) => {
-                if let Some(e) = self.entries.get_mut(i) {
-                    e.1 = v;
-                }
-            }
-            None => self.entries.push((owned(), v)),
+            e.1 = v;
+        } else {
+            self.entries.push((owned(), v));
         }
     }
 

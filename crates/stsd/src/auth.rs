@@ -54,6 +54,11 @@ pub fn root_arn(account: &str) -> String {
     ["arn:aws:iam::", account, ":root"].concat()
 }
 
+/// A role session's unique id, `ROLEID:SESSION` (`GetCallerIdentity`'s `UserId`, `aws:userid`).
+pub fn role_session_user_id(role_id: &str, session_name: &str) -> String {
+    [role_id, ":", session_name].concat()
+}
+
 /// The ARN of an IAM user: the path is included when it is not `/`.
 pub fn user_arn(account: &str, path: &str, name: &str) -> String {
     ["arn:aws:iam::", account, ":user", path, name].concat()
@@ -94,7 +99,7 @@ impl Caller {
                     ..
                 } => Identity {
                     arn: assumed_role_arn(account, name, session_name),
-                    user_id: [role_id.as_str(), ":", session_name.as_str()].concat(),
+                    user_id: role_session_user_id(role_id, session_name),
                     user_name: None,
                 },
             },

@@ -250,7 +250,7 @@ pub fn build(
             if let Some((id, session)) = r {
                 ctx.set_static(
                     "aws:userid",
-                    Value::Str([id.as_str(), ":", session.as_str()].concat()),
+                    Value::Str(crate::auth::role_session_user_id(id, session)),
                 );
             }
         }
