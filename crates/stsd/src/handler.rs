@@ -49,19 +49,31 @@ pub fn new_request_id() -> String {
     stsd_core::ids::uuid_v4()
 }
 
-/// True for the STS calls that write no log event at info level or above on their way
-/// (GetCallerIdentity, GetAccessKeyInfo, GetSessionToken and AssumeRole without MFA parameters) other
-/// than ones that name the request id themselves or concern the node rather than the request (a
-/// stored policy that does not compile, the store unreachable).
+/// True for the calls that write no log event at info level or above on their way (GetCallerIdentity,
+/// GetAccessKeyInfo, GetSessionToken and AssumeRole without MFA parameters; IAM's reads of users and
+/// their keys and devices) other than ones that name the request id themselves or concern the node
+/// rather than the request (a stored policy that does not compile, the store unreachable).
 fn is_quiet(params: &Params) -> bool {
-    params.get("Version") == Some(STS_VERSION)
-        && match params.get("Action") {
+    match params.get("Version") {
+        Some(STS_VERSION) => match params.get("Action") {
             Some("GetCallerIdentity" | "GetAccessKeyInfo") => true,
             Some("GetSessionToken" | "AssumeRole") => {
                 params.get("SerialNumber").is_none() && params.get("TokenCode").is_none()
             }
             _ => false,
-        }
+        },
+        Some(IAM_VERSION) => matches!(
+            params.get("Action"),
+            Some(
+                "GetUser"
+                    | "ListUsers"
+                    | "ListAccessKeys"
+                    | "GetAccessKeyLastUsed"
+                    | "ListMFADevices"
+            )
+        ),
+        _ => false,
+    }
 }
 
 /// The MFA device an STS call that checks a code names: read with the caller's key when that is not
@@ -351,7 +363,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_the_sts_calls_without_mfa_skip_the_request_span() {
+    fn only_the_calls_that_log_nothing_skip_the_request_span() {
         let quiet = |q: &str| is_quiet(&Params::parse(q.as_bytes()));
         assert!(quiet("Action=GetCallerIdentity&Version=2011-06-15"));
         assert!(quiet(
@@ -371,6 +383,11 @@ mod tests {
             "Action=GetSessionToken&Version=2011-06-15&TokenCode=123456"
         ));
         assert!(!quiet("Action=CreateUser&Version=2010-05-08&UserName=u"));
+        assert!(quiet("Action=GetUser&Version=2010-05-08&UserName=u"));
+        assert!(quiet("Action=ListAccessKeys&Version=2010-05-08"));
+        assert!(!quiet("Action=GetUser&Version=2011-06-15"));
+        assert!(!quiet("Action=ResyncMFADevice&Version=2010-05-08"));
+        assert!(!quiet("Action=CreateVirtualMFADevice&Version=2010-05-08"));
         assert!(!quiet("Action=GetCallerIdentity&Version=2010-05-08"));
         assert!(!quiet("Action=GetCallerIdentity"));
         assert!(!quiet(

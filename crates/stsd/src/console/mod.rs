@@ -414,6 +414,7 @@ async fn actor(state: &AppState, req: &Incoming<'_>, info: &SessionInfo) -> Opti
         who,
         ctx,
         mfa: info.mfa.is_some(),
+        key: None,
     })
 }
 

@@ -17,6 +17,7 @@ use crate::authz::context::{self, Transport, Who};
 use crate::authz::{self, Check};
 use crate::errors;
 use crate::state::AppState;
+use std::sync::Arc;
 use stsd_core::ids;
 use stsd_core::timefmt::iso8601;
 use stsd_core::totp;
@@ -26,7 +27,7 @@ use stsd_proto::iam::{
     AccessKeyView, Assignment, IamAction, IamOutput, MfaDeviceView, Page, UserView,
 };
 use stsd_store::iam::{DeviceKind, MAX_DEVICES_PER_USER, ROOT_OWNER};
-use stsd_store::{KeyStatus, StoreError, User};
+use stsd_store::{AccessKey, KeyStatus, Owner, StoreError, User};
 
 /// Steps searched around "now" for the two consecutive codes of EnableMFADevice (±5 minutes).
 pub const ENABLE_WINDOW_STEPS: i64 = 10;
@@ -46,6 +47,9 @@ pub struct Actor {
     pub ctx: Context,
     /// Whether the caller authenticated with an MFA session (or is a local administrator).
     pub mfa: bool,
+    /// The long-term key the request was signed with, whose cached owner row (read with the key, at
+    /// most [`crate::state::KEY_CACHE_TTL`] ago) stands for the caller's own user in [`Iam::target`].
+    pub key: Option<Arc<AccessKey>>,
 }
 
 impl Actor {
@@ -64,6 +68,7 @@ impl Actor {
             ),
             who,
             mfa: true,
+            key: None,
         }
     }
 
@@ -73,6 +78,14 @@ impl Actor {
 
     fn user_name(&self) -> Option<&str> {
         self.who.user.as_ref().map(|(_, n, _)| n.as_str())
+    }
+
+    /// The user row of the key the request was signed with, when its owner is a user.
+    fn key_user(&self) -> Option<&User> {
+        match &self.key.as_deref()?.owner {
+            Owner::User(u) => Some(u),
+            Owner::Root => None,
+        }
     }
 }
 
@@ -137,6 +150,10 @@ pub fn actor(
         ),
         who,
         mfa: caller.is_session(),
+        key: match caller {
+            Caller::LongTerm(k) => Some(Arc::clone(k)),
+            Caller::Session(_) => None,
+        },
     })
 }
 
@@ -303,7 +320,17 @@ impl<'a> Iam<'a> {
             (None, Some(own)) => own.to_owned(),
             (Some(n), _) => n.to_owned(),
         };
-        let user = self.user_named(&name).await?;
+        // The caller's own user, when it signed with a long-term key, is the row read with that key:
+        // it authenticated this request, so it is as current as the authentication (a user cannot be
+        // deleted while it has keys, and deleting a key through this node forgets it at once).
+        let user = match self
+            .actor
+            .key_user()
+            .filter(|u| u.name.eq_ignore_ascii_case(&name))
+        {
+            Some(own) => Some(own.clone()),
+            None => self.user_named(&name).await?,
+        };
         let path = user.as_ref().map_or("/", |u| u.path.as_str());
         let resource = user_arn(&self.state.account, path, &name);
         self.check(action, &resource, &format!("user {name}"))
