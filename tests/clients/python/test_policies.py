@@ -54,6 +54,30 @@ def denied(err, account, caller_name, action, resource, why):
 # ------------------------------------------------------------------------------------------------ the APIs
 
 
+def test_a_user_reads_itself_and_others_as_stored(root_iam_client, iam_for, sts_for):
+    """A user signing with its long-term key and acting on itself is answered from the row read with the
+    key; any other name (or another user's key) still reads the store."""
+    name, _, creds = bare_user(root_iam_client, path="/readers/")
+    other, _, other_creds = bare_user(root_iam_client)
+    root_iam_client.put_user_policy(UserName=name, PolicyName="read", PolicyDocument=doc(allow("iam:GetUser")))
+    stored = root_iam_client.get_user(UserName=name)["User"]
+    iam = iam_for(creds)
+    assert iam.get_user()["User"] == stored
+    # Names are case-insensitive: the answer keeps the name as created, with its path.
+    assert iam.get_user(UserName=name.upper())["User"] == stored
+    assert iam.get_user(UserName=other)["User"] == root_iam_client.get_user(UserName=other)["User"]
+    err = expect_client_error(iam.get_user, UserName=other + "-ghost")
+    assert_error(err, 404, "NoSuchEntity", f"The user with name {other}-ghost cannot be found.")
+    # The other user has no policy: its own key is refused whatever name it gives.
+    expect_client_error(iam_for(other_creds).get_user)
+    expect_client_error(iam_for(other_creds).get_user, UserName=name)
+    # An MFA-less session of the same user may not call IAM at all (AWS).
+    session = Creds.from_sts(sts_for(creds).get_session_token()["Credentials"])
+    err = expect_client_error(iam_for(session).get_user)
+    assert err.response["Error"]["Code"] == "InvalidClientTokenId"
+
+
+
 def test_new_users_have_no_permissions(root_iam_client, iam_for, account):
     name, _, creds = bare_user(root_iam_client)
     err = expect_client_error(iam_for(creds).get_user)
