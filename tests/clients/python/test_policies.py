@@ -69,13 +69,13 @@ def test_a_user_reads_itself_and_others_as_stored(root_iam_client, iam_for, sts_
     err = expect_client_error(iam.get_user, UserName=other + "-ghost")
     assert_error(err, 404, "NoSuchEntity", f"The user with name {other}-ghost cannot be found.")
     # The other user has no policy: its own key is refused whatever name it gives.
-    expect_client_error(iam_for(other_creds).get_user)
-    expect_client_error(iam_for(other_creds).get_user, UserName=name)
+    for kwargs in ({}, {"UserName": name}):
+        err = expect_client_error(iam_for(other_creds).get_user, **kwargs)
+        assert err.response["Error"]["Code"] == "AccessDenied"
     # An MFA-less session of the same user may not call IAM at all (AWS).
     session = Creds.from_sts(sts_for(creds).get_session_token()["Credentials"])
     err = expect_client_error(iam_for(session).get_user)
     assert err.response["Error"]["Code"] == "InvalidClientTokenId"
-
 
 
 def test_new_users_have_no_permissions(root_iam_client, iam_for, account):
