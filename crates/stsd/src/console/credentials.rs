@@ -38,7 +38,7 @@ async fn credentials_page(
     status: Option<&str>,
 ) -> Reply {
     let arn = match &info.principal.user_id {
-        None => format!("arn:aws:iam::{}:root", state.account),
+        None => crate::auth::root_arn(&state.account),
         Some(_) => state
             .store
             .user_by_name(&info.principal.name)

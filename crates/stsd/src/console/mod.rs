@@ -216,7 +216,7 @@ pub(crate) fn audit(state: &AppState, req: &Incoming<'_>, event: serde_json::Val
 pub(crate) fn identity(state: &AppState, p: &Principal) -> serde_json::Value {
     match &p.user_id {
         None => json!({"type": "Root", "principalId": state.account,
-            "arn": format!("arn:aws:iam::{}:root", state.account), "accountId": state.account}),
+            "arn": crate::auth::root_arn(&state.account), "accountId": state.account}),
         Some(id) => json!({"type": "IAMUser", "principalId": id, "userName": p.name,
             "accountId": state.account}),
     }

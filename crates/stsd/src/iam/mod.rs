@@ -291,7 +291,7 @@ impl<'a> Iam<'a> {
             path: "/".into(),
             user_name: "root".into(),
             user_id: self.state.account.clone(),
-            arn: format!("arn:aws:iam::{}:root", self.state.account),
+            arn: crate::auth::root_arn(&self.state.account),
             create_date: iso8601(0),
         }
     }
@@ -645,7 +645,7 @@ impl<'a> Iam<'a> {
                         format!("user {}", u.name),
                     ),
                     None => {
-                        let root = format!("arn:aws:iam::{}:root", self.state.account);
+                        let root = crate::auth::root_arn(&self.state.account);
                         (root.clone(), root)
                     }
                 };
